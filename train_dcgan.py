@@ -874,7 +874,8 @@ def class_balance(probabilities):
     """Share of each predicted digit class, its entropy in bits, the smallest share, the mean confidence."""
     shares = np.bincount(probabilities.argmax(1), minlength=10) / len(probabilities)
     nonzero = shares[shares > 0]
-    return {"class_entropy": float(-(nonzero * np.log2(nonzero)).sum() + 0.0),  # + 0.0: no "-0.000" for one class "min_class_share": float(shares.min()),
+    entropy = -(nonzero * np.log2(nonzero)).sum() + 0.0  # + 0.0 turns one class's -0.0 into 0.0
+    return {"class_entropy": float(entropy), "min_class_share": float(shares.min()),
             "mean_confidence": float(probabilities.max(1).mean()),
             **{f"share_{digit}": float(share) for digit, share in enumerate(shares)}}
 

@@ -1,0 +1,63 @@
+"""The models' shapes and ranges, one training step, the resume state, the NaN guard."""
+import math
+
+import keras
+import numpy as np
+import pytest
+
+import train_dcgan
+
+
+@pytest.fixture
+def dcgan(tiny_config):
+    keras.utils.set_random_seed(0)
+    return train_dcgan.build_dcgan(tiny_config)
+
+
+def test_generator_maps_noise_to_digits_in_unit_range(dcgan):
+    noise = np.random.default_rng(0).standard_normal((5, train_dcgan.LATENT_DIM)).astype(np.float32)
+    images = np.asarray(dcgan.generator(noise, training=False))
+    assert images.shape == (5, 28, 28, 1)
+    assert images.dtype == np.float32
+    assert images.min() >= 0.0 and images.max() <= 1.0
+
+
+def test_discriminator_gives_one_float32_logit_per_digit(dcgan, small_digits):
+    logits = np.asarray(dcgan.discriminator(small_digits[0][:7], training=False))
+    assert logits.shape == (7, 1) and logits.dtype == np.float32
+
+
+def test_one_train_step_changes_both_models_and_returns_finite_losses(dcgan, small_digits):
+    before_g = [w.copy() for w in dcgan.generator.get_weights()]
+    before_d = [w.copy() for w in dcgan.discriminator.get_weights()]
+    logs = dcgan.train_step(keras.ops.convert_to_tensor(small_digits[0][:32]))
+    assert all(math.isfinite(float(logs[key])) for key in ("d_loss", "g_loss", "d_real", "d_fake"))
+    assert any(not np.array_equal(a, b) for a, b in zip(before_g, dcgan.generator.get_weights()))
+    assert any(not np.array_equal(a, b) for a, b in zip(before_d, dcgan.discriminator.get_weights()))
+
+
+def test_checkpoint_weights_restore_both_optimizers_moments(dcgan, tiny_config, small_digits, tmp_path):
+    dcgan.fit(train_dcgan.make_dataset(small_digits[0], 32, 0), epochs=1, verbose=0, shuffle=False)
+    path = str(tmp_path / "state.weights.h5")
+    dcgan.save_weights(path)
+    restored = train_dcgan.build_dcgan(tiny_config)
+    restored.load_weights(path)
+    for trained, loaded in ((dcgan.d_optimizer, restored.d_optimizer), (dcgan.g_optimizer, restored.g_optimizer)):
+        assert int(loaded.iterations) == int(trained.iterations) == 9  # 300 // 32 steps
+        for a, b in zip(trained.variables, loaded.variables):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_nan_loss_stops_training_with_a_clear_error(dcgan):
+    poisoned = np.full((64, 28, 28, 1), np.nan, dtype=np.float32)
+    with pytest.raises(train_dcgan.TrainingDivergedError, match="d_loss=nan"):
+        dcgan.fit(train_dcgan.make_dataset(poisoned, 32, 0), epochs=1, verbose=0, shuffle=False,
+                  callbacks=[train_dcgan.NonFiniteLossGuard()])
+
+
+def test_precision_auto_follows_the_cpu(monkeypatch):
+    monkeypatch.setattr(train_dcgan, "cpu_has_bf16_units", lambda: True)
+    assert train_dcgan.choose_precision("auto") == "mixed_bfloat16"
+    monkeypatch.setattr(train_dcgan, "cpu_has_bf16_units", lambda: False)
+    assert train_dcgan.choose_precision("auto") == "float32"
+    assert train_dcgan.choose_precision("mixed_float16") == "mixed_float16"

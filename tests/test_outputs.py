@@ -1,0 +1,63 @@
+"""Sample grids, the GIF, atomic writes, CSV rows."""
+import os
+
+import imageio.v3 as iio
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+import train_dcgan
+
+
+def test_sample_grid_callback_writes_the_epochs_png(tiny_config, tmp_path):
+    dcgan = train_dcgan.build_dcgan(tiny_config)
+    noise = train_dcgan.fixed_sample_noise(tiny_config)
+    saver = train_dcgan.SampleGridSaver(noise, str(tmp_path))
+    saver.set_model(dcgan)
+    saver.on_epoch_end(2)
+    with Image.open(tmp_path / "epoch_003.png") as grid:
+        assert grid.size == (4 * 30 + 2, 4 * 30 + 2)  # 4x4 digits of 28 px, 2 px apart
+    assert not [name for name in os.listdir(tmp_path) if name.startswith(".tmp")]
+
+
+def test_gif_has_one_frame_per_epoch_in_order(tmp_path):
+    for epoch in range(1, 6):
+        images = np.full((4, 28, 28, 1), epoch / 10, dtype=np.float32)
+        train_dcgan.save_grid_png(images, train_dcgan.sample_path(str(tmp_path), epoch))
+    train_dcgan.save_grid_png(np.ones((4, 28, 28, 1), np.float32), train_dcgan.sample_path(str(tmp_path), 6))
+    gif = str(tmp_path / "generated_images.gif")
+    train_dcgan.write_gif(str(tmp_path), 5, gif, 0.1)
+    frames = iio.imread(gif, index=None)
+    assert len(frames) == 5  # epoch 6's grid is not part of a 5-epoch run
+    digit_brightness = [frame[..., 0][30:50, 10:30].mean() if frame.ndim == 3 else frame[30:50, 10:30].mean()
+                        for frame in frames]
+    assert digit_brightness == sorted(digit_brightness) and len(set(digit_brightness)) == 5
+    # The epoch number is drawn in the banner above the grid.
+    assert all(frame[:20].max() > 200 for frame in frames)
+
+
+def test_atomic_output_keeps_the_old_file_when_writing_fails(tmp_path):
+    path = tmp_path / "history.csv"
+    path.write_text("old")
+    with pytest.raises(RuntimeError):
+        with train_dcgan.atomic_output(str(path)) as temp_path:
+            with open(temp_path, "w") as file:
+                file.write("half")
+            raise RuntimeError("killed mid-write")
+    assert path.read_text() == "old"
+    assert os.listdir(tmp_path) == ["history.csv"]
+
+
+def test_csv_rows_round_trip_and_cut_at_the_resumed_epoch(tmp_path):
+    path = str(tmp_path / "history.csv")
+    rows = [{"epoch": e, "d_loss": 0.5, "g_loss": 1.0 + e, "d_real": 0.6, "d_fake": 0.4} for e in (1, 2, 3)]
+    train_dcgan.write_csv(path, train_dcgan.HISTORY_COLUMNS, rows)
+    assert train_dcgan.read_csv_rows(path, 2) == rows[:2]
+
+
+def test_loss_plot_is_written(tmp_path):
+    rows = [{"epoch": e, "d_loss": 0.5, "g_loss": 1.0 + e, "d_real": 0.6, "d_fake": 0.4} for e in (1, 2, 3)]
+    train_dcgan.plot_losses(rows, str(tmp_path / "losses.png"))
+    with Image.open(tmp_path / "losses.png") as plot:
+        assert plot.size == (1000, 400)
