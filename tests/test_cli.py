@@ -1,0 +1,105 @@
+"""Command-line overrides, --help, and every bad value stopping before OUTPUT_DIR is touched."""
+import os
+
+import numpy as np
+import pytest
+
+import train_dcgan
+from conftest import run_script
+
+
+def test_overrides_take_the_constants_types():
+    config, _ = train_dcgan.parse_config(["--epochs", "3", "--d_learning_rate", "1e-3", "--output_dir", "/x"])
+    assert config["EPOCHS"] == 3 and config["D_LEARNING_RATE"] == 1e-3 and config["OUTPUT_DIR"] == "/x"
+    assert config["BATCH_SIZE"] == train_dcgan.BATCH_SIZE  # untouched constants keep their defaults
+
+
+def test_help_lists_every_constant_with_its_default(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        train_dcgan.parse_config(["--help"])
+    assert exit_info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    for name, default in train_dcgan.DEFAULT_CONFIG.items():
+        assert f"--{name.lower()}" in text
+        assert f"(default: {default})" in text
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--epochs", "0"], "--epochs must be at least 1"),
+    (["--batch_size", "-4"], "--batch_size must be at least 1"),
+    (["--data", "/no/such/place"], "does not exist"),
+    (["--precision", "float8"], "--precision must be"),
+    (["--beta_1", "1.5"], "--beta_1 must be in"),
+    (["--g_learning_rate", "0"], "--g_learning_rate must be a positive number"),
+])
+def test_bad_values_are_clear_errors(argv, message):
+    with pytest.raises(train_dcgan.BadInputError, match=message):
+        train_dcgan.parse_config(argv)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--epochs", "ten"], "'ten' is not a valid int for --epochs"),
+    (["--no_such_flag", "1"], "unrecognized arguments: --no_such_flag"),
+])
+def test_unparseable_flags_exit_2_with_one_line(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        train_dcgan.parse_config(argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_bad_value_exits_nonzero_before_touching_output_dir(tmp_path):
+    out = tmp_path / "out"
+    result = run_script("--epochs", "0", "--output_dir", str(out))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("error: --epochs must be at least 1")
+    assert "Traceback" not in result.stderr
+    assert not out.exists()
+
+
+def test_batch_larger_than_the_data_is_an_error_before_output(tmp_path, small_digits):
+    out = tmp_path / "out"
+    code = train_dcgan.main(["--max_train_images", "20", "--batch_size", "32", "--output_dir", str(out)])
+    assert code == 2
+    assert not out.exists()
+
+
+def test_unwritable_output_dir_is_a_clear_error(tmp_path, capsys):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("a file where a folder should be")
+    code = train_dcgan.main(["--max_train_images", "64", "--output_dir", str(blocker / "out")])
+    assert code == 2
+    assert "is not writable" in capsys.readouterr().err
+    assert blocker.read_text() == "a file where a folder should be"
+
+
+def test_corrupt_data_file_leaves_existing_outputs_alone(tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "generator.keras").write_bytes(b"an earlier run's model")
+    bad = tmp_path / "mnist.npz"
+    bad.write_bytes(b"PK\x03\x04 not really a zip")
+    code = train_dcgan.main(["--data", str(bad), "--output_dir", str(out)])
+    assert code == 2
+    assert "mnist.npz" in capsys.readouterr().err
+    assert (out / "generator.keras").read_bytes() == b"an earlier run's model"
+    assert sorted(os.listdir(out)) == ["generator.keras"]
+
+
+def test_generate_without_a_trained_generator_is_a_clear_error(tmp_path, capsys):
+    code = train_dcgan.main(["--generate", "10", "--output_dir", str(tmp_path)])
+    assert code == 2
+    assert "no trained generator" in capsys.readouterr().err
+    assert os.listdir(tmp_path) == []
+
+
+def test_image_folder_with_junk_files_loads_its_images(tmp_path, small_digits):
+    from PIL import Image
+    folder = tmp_path / "my_digits"
+    folder.mkdir()
+    for index, image in enumerate(small_digits[0][:40]):
+        picture = Image.fromarray(np.rint(image[..., 0] * 255).astype(np.uint8))
+        picture.resize((56, 56)).convert("RGB" if index % 2 else "L").save(folder / f"{index}.png")
+    (folder / "Thumbs.db").write_bytes(b"\x00\x01junk")
+    images = train_dcgan.load_training_digits(dict(train_dcgan.DEFAULT_CONFIG, DATA=str(folder)))
+    assert images.shape == (40, 28, 28, 1)

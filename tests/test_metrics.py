@@ -1,0 +1,63 @@
+"""FID, KID, precision/recall, class balance and the mode-collapse alarm, on real digits and on noise."""
+import os
+
+import numpy as np
+import pytest
+
+import train_dcgan
+
+
+@pytest.fixture(scope="module")
+def evaluator(classifier_cache, mnist_test):
+    classifier = train_dcgan.load_or_train_classifier(classifier_cache, None, None, None, None)
+    return train_dcgan.QualityEvaluator(classifier, mnist_test[0][:2000], samples=500, latent_dim=128, seed=0)
+
+
+def test_fid_of_a_set_with_itself_is_zero_and_grows_with_noise():
+    rng = np.random.default_rng(0)
+    features = rng.standard_normal((2000, 16)) @ rng.standard_normal((16, 16))
+    assert abs(train_dcgan.frechet_distance(features, features)) < 1e-6
+    distances = [train_dcgan.frechet_distance(features, features + rng.standard_normal(features.shape) * s)
+                 for s in (0.1, 0.5, 2.0)]
+    assert distances[0] < distances[1] < distances[2]
+
+
+def test_kid_and_precision_recall_of_a_set_with_itself():
+    features = np.random.default_rng(1).standard_normal((600, 8)).astype(np.float32)
+    assert abs(train_dcgan.kernel_distance(features, features, subsets=5, subset_size=300)) < 0.05
+    assert train_dcgan.precision_recall(features, features) == (1.0, 1.0)
+
+
+def test_one_repeated_class_has_low_entropy_and_raises_the_alarm():
+    probabilities = np.eye(10)[[3] * 95 + [1] * 5]
+    balance = train_dcgan.class_balance(probabilities)
+    assert balance["class_entropy"] < 0.5 and balance["min_class_share"] == 0.0
+    warnings = train_dcgan.mode_collapse_warnings(balance, None)
+    assert warnings and "0, 2, 4, 5, 6, 7, 8, 9" in warnings[0]
+
+
+def test_balanced_classes_raise_no_alarm_but_a_sharp_entropy_drop_does():
+    balanced = train_dcgan.class_balance(np.eye(10)[np.arange(1000) % 10])
+    assert balanced["class_entropy"] == pytest.approx(np.log2(10))
+    assert train_dcgan.mode_collapse_warnings(balanced, None) == []
+    skewed = train_dcgan.class_balance(np.eye(10)[np.r_[np.arange(500) % 10, np.zeros(500, int)]])
+    assert skewed["min_class_share"] > train_dcgan.MIN_CLASS_SHARE_ALARM
+    assert any("entropy fell" in w for w in train_dcgan.mode_collapse_warnings(skewed, balanced))
+
+
+def test_real_digits_beat_noise_on_every_measure(evaluator, mnist_train):
+    real = evaluator.evaluate_images(mnist_train[0][:500])
+    noise = evaluator.evaluate_images(np.random.default_rng(0).random((500, 28, 28, 1), dtype=np.float32))
+    assert real["fid"] < noise["fid"] and real["kid"] < noise["kid"]
+    assert real["precision"] > noise["precision"] and real["recall"] > noise["recall"]
+    assert real["class_entropy"] > noise["class_entropy"] and real["min_class_share"] > noise["min_class_share"]
+    assert real["mean_confidence"] > noise["mean_confidence"]
+    assert train_dcgan.mode_collapse_warnings(real, None) == []
+
+
+def test_the_cached_classifier_is_reused(classifier_cache, capsys):
+    path = os.path.join(classifier_cache, "mnist_classifier.keras")
+    modified = os.path.getmtime(path)
+    classifier = train_dcgan.load_or_train_classifier(classifier_cache, None, None, None, None)
+    assert "using the cached MNIST classifier" in capsys.readouterr().out
+    assert os.path.getmtime(path) == modified and classifier.output_shape == (None, 10)
