@@ -15,6 +15,7 @@ import contextlib
 import csv
 import glob
 import gzip
+import hashlib
 import io
 import json
 import math
@@ -23,6 +24,7 @@ import pickle
 import shutil
 import struct
 import sys
+import tempfile
 import time
 import warnings
 import zipfile
@@ -43,7 +45,7 @@ MAX_TRAIN_IMAGES = 0       # train on the first N digits only (0 = all); for qui
 OUTPUT_DIR = "outputs"     # where samples, GIF, models, CSVs and the resume checkpoint go
 CACHE_DIR = "outputs/.cache"  # where the metric classifier is kept between runs
 EPOCHS = 50                # passes over the training digits
-BATCH_SIZE = 32            # real digits per training step (and as many generated ones)
+BATCH_SIZE = 32            # real digits per training step (and as many generated ones), over all devices together
 LATENT_DIM = 128           # length of the generator's noise vector
 G_CHANNELS = 128           # generator channels at 7x7; halved at 14x14
 D_CHANNELS = 32            # discriminator channels at 14x14; doubled at 7x7
@@ -51,6 +53,7 @@ DROPOUT = 0.3              # discriminator dropout rate
 D_LEARNING_RATE = 2e-4     # Adam learning rate of the discriminator
 G_LEARNING_RATE = 2e-4     # Adam learning rate of the generator
 BETA_1 = 0.5               # Adam beta_1 of both (0.5 is the DCGAN paper's choice; 0.9 oscillates more)
+STRATEGY = "auto"          # "auto" (all GPUs mirrored when there are several, else one device), "mirrored", "multiworker" (TF_CONFIG)
 PRECISION = "auto"         # "auto" (bfloat16 on CPUs with bf16 units, float16 on GPUs, else float32), "float32", "mixed_bfloat16", "mixed_float16"
 STEPS_PER_EXECUTION = 25   # training steps TensorFlow runs per call from Python; higher = less overhead, coarser progress bar
 GRID_ROWS = 10             # the sample grid is GRID_ROWS x GRID_ROWS digits from fixed noise
@@ -133,6 +136,11 @@ def validate_config(config):
         raise BadInputError(f"--beta_1 must be in [0, 1) (got {config['BETA_1']}).")
     if not 0 <= config["DROPOUT"] < 1:
         raise BadInputError(f"--dropout must be in [0, 1) (got {config['DROPOUT']}).")
+    if config["STRATEGY"] not in ("auto", "mirrored", "multiworker"):
+        raise BadInputError(f"--strategy must be auto, mirrored or multiworker (got {config['STRATEGY']!r}).")
+    if config["STRATEGY"] == "multiworker" and "TF_CONFIG" not in os.environ:
+        raise BadInputError("--strategy multiworker needs the TF_CONFIG environment variable describing the "
+                            "cluster and this worker's place in it (see README.md, 'Several GPUs or machines').")
     if config["PRECISION"] not in ("auto", "float32", "mixed_bfloat16", "mixed_float16"):
         raise BadInputError(f"--precision must be auto, float32, mixed_bfloat16 or mixed_float16 "
                             f"(got {config['PRECISION']!r}).")
@@ -308,16 +316,28 @@ def load_digits(data, split="train"):
     return (*load_image_folder(data), f"images from the folder {data}")
 
 
-def make_dataset(images, batch_size, seed):
-    """A tf.data pipeline over in-memory digits, reshuffled every epoch; whole batches only.
+def make_dataset(images, batch_size, seed, latent_dim):
+    """tf.data batches of (real digits, noise for the D update, noise for the G update), reshuffled and
+    re-drawn every epoch; whole batches only.
 
-    Shuffling indices and gathering a batch at a time costs one op per batch instead of one per digit.
+    Shuffling indices and gathering a batch at a time costs one op per batch instead of one per digit. The
+    noise is drawn here rather than in train_step so that, under tf.distribute, each device gets the slice of
+    noise that belongs to its slice of the batch: N devices then compute exactly what one device would.
     """
     images = tf.constant(images)
-    return (tf.data.Dataset.range(len(images))
-            .shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
-            .batch(batch_size, drop_remainder=True)
-            .map(lambda indices: tf.gather(images, indices))
+
+    def gather_with_noise(indices, noise_seeds):
+        size = tf.shape(indices)[0]
+        return (tf.gather(images, indices),
+                tf.random.stateless_normal((size, latent_dim), seed=noise_seeds[:2]),
+                tf.random.stateless_normal((size, latent_dim), seed=noise_seeds[2:]))
+
+    batches = (tf.data.Dataset.range(len(images))
+               .shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+               .batch(batch_size, drop_remainder=True))
+    noise_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(4)
+    return (tf.data.Dataset.zip((batches, noise_seeds))
+            .map(gather_with_noise)
             .prefetch(tf.data.AUTOTUNE))
 
 
@@ -352,11 +372,11 @@ def build_generator(latent_dim, channels):
     return keras.Sequential([
         keras.Input((latent_dim,)),
         layers.Dense(7 * 7 * channels, use_bias=False),
-        layers.BatchNormalization(),
+        layers.BatchNormalization(synchronized=True),
         layers.LeakyReLU(0.2),
         layers.Reshape((7, 7, channels)),
         layers.Conv2DTranspose(channels // 2, 4, strides=2, padding="same", use_bias=False),  # 14x14
-        layers.BatchNormalization(),
+        layers.BatchNormalization(synchronized=True),
         layers.LeakyReLU(0.2),
         layers.Conv2DTranspose(1, 4, strides=2, padding="same", activation="sigmoid", dtype="float32"),  # 28x28
     ], name="generator")
@@ -383,14 +403,10 @@ def build_discriminator(channels, dropout):
 class DCGAN(keras.Model):
     """A discriminator update on a batch of real and generated digits, then a generator update, per step."""
 
-    def __init__(self, generator, discriminator, latent_dim, seed, **kwargs):
+    def __init__(self, generator, discriminator, **kwargs):
         super().__init__(**kwargs)
         self.generator = generator
         self.discriminator = discriminator
-        self.latent_dim = latent_dim
-        # Noise drawn in train_step comes from a generator the model owns, so SEED fixes it and a
-        # checkpoint restores it.
-        self.noise_seed = keras.random.SeedGenerator(seed)
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
         self.real_score_tracker = keras.metrics.Mean(name="d_real")  # D's mean probability that real is real
@@ -406,6 +422,13 @@ class DCGAN(keras.Model):
         d_optimizer.build(self.discriminator.trainable_variables)
         g_optimizer.build(self.generator.trainable_variables)
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras (3.15, TensorFlow backend) overrides this under tf.distribute to pull one batch from the
+        # iterator and build compiled losses and metrics on it. This model compiles neither; the pull crashes
+        # under MultiWorkerMirroredStrategy (keras-team/keras#20585) and, under MirroredStrategy, uses up the
+        # epoch's first batch. Both models are already built, so there is nothing to do.
+        return
+
     @property
     def metrics(self):
         return [self.d_loss_tracker, self.g_loss_tracker, self.real_score_tracker, self.fake_score_tracker]
@@ -413,49 +436,77 @@ class DCGAN(keras.Model):
     def call(self, noise, training=False):
         return self.generator(noise, training=training)
 
-    def train_step(self, real_images):
+    def train_step(self, data):
+        real_images, d_noise, g_noise = data
         batch_size = tf.shape(real_images)[0]
         ones = tf.ones((batch_size, 1))
         zeros = tf.zeros((batch_size, 1))
 
         # Discriminator: one call on real and generated digits together, half the calls of two batches.
-        noise = keras.random.normal((batch_size, self.latent_dim), seed=self.noise_seed)
-        fake_images = self.generator(noise, training=True)
+        fake_images = self.generator(d_noise, training=True)
         with tf.GradientTape() as tape:
             logits = self.discriminator(tf.concat([real_images, fake_images], axis=0), training=True)
             d_loss = self.loss_fn(tf.concat([ones, zeros], axis=0), logits)
-        grads = tape.gradient(d_loss, self.discriminator.trainable_variables)
+            scaled_loss = self.d_optimizer.scale_loss(d_loss)  # float16 loss scaling; a no-op otherwise
+        grads = tape.gradient(scaled_loss, self.discriminator.trainable_variables)
         self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_variables))
 
         # Generator: fresh noise, scored by the just-updated discriminator, labelled "real".
-        noise = keras.random.normal((batch_size, self.latent_dim), seed=self.noise_seed)
         with tf.GradientTape() as tape:
-            fake_logits = self.discriminator(self.generator(noise, training=True), training=True)
+            fake_logits = self.discriminator(self.generator(g_noise, training=True), training=True)
             g_loss = self.loss_fn(ones, fake_logits)
-        grads = tape.gradient(g_loss, self.generator.trainable_variables)
+            scaled_loss = self.g_optimizer.scale_loss(g_loss)
+        grads = tape.gradient(scaled_loss, self.generator.trainable_variables)
         self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_variables))
 
+        # Under tf.distribute, Keras losses come divided by the number of replicas (so that the summed
+        # gradients are right); multiply back so the logs show the true batch loss.
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
         scores = tf.sigmoid(logits)
-        self.d_loss_tracker.update_state(d_loss)
-        self.g_loss_tracker.update_state(g_loss)
+        self.d_loss_tracker.update_state(d_loss * replicas)
+        self.g_loss_tracker.update_state(g_loss * replicas)
         self.real_score_tracker.update_state(tf.reduce_mean(scores[:batch_size]))
         self.fake_score_tracker.update_state(tf.reduce_mean(scores[batch_size:]))
-        return {m.name: m.result() for m in self.metrics}
+        logs = {m.name: m.result() for m in self.metrics}
+        if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
+            # Keras averages multi-worker logs over their first axis, which scalars do not have.
+            logs = {name: tf.reshape(value, [1]) for name, value in logs.items()}
+        return logs
 
 
-def build_dcgan(config):
-    """Generator, discriminator and the compiled DCGAN for a config; sets the precision policy first."""
-    keras.mixed_precision.set_global_policy(choose_precision(config["PRECISION"]))
-    generator = build_generator(config["LATENT_DIM"], config["G_CHANNELS"])
-    discriminator = build_discriminator(config["D_CHANNELS"], config["DROPOUT"])
-    dcgan = DCGAN(generator, discriminator, config["LATENT_DIM"], config["SEED"])
-    dcgan.compile(
-        d_optimizer=keras.optimizers.Adam(config["D_LEARNING_RATE"], beta_1=config["BETA_1"]),
-        g_optimizer=keras.optimizers.Adam(config["G_LEARNING_RATE"], beta_1=config["BETA_1"]),
-        loss_fn=keras.losses.BinaryCrossentropy(from_logits=True),
-        steps_per_execution=config["STEPS_PER_EXECUTION"],
-        jit_compile=False,  # XLA on CPU bypasses oneDNN and ran slower here
-    )
+def make_strategy(name):
+    """The tf.distribute strategy for STRATEGY; "mirrored" on a machine without GPUs mirrors its CPU devices."""
+    if name == "multiworker":
+        return tf.distribute.MultiWorkerMirroredStrategy()  # reads the cluster from TF_CONFIG
+    gpus = tf.config.list_logical_devices("GPU")
+    if name == "mirrored":
+        devices = gpus or tf.config.list_logical_devices("CPU")
+        return tf.distribute.MirroredStrategy([device.name for device in devices])
+    return tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
+
+
+def build_dcgan(config, strategy=None):
+    """Generator, discriminator and the compiled DCGAN, built in the strategy's scope under the precision
+    policy that PRECISION resolves to."""
+    strategy = strategy or tf.distribute.get_strategy()
+    policy = choose_precision(config["PRECISION"])
+    keras.mixed_precision.set_global_policy(policy)
+
+    def adam(learning_rate):
+        optimizer = keras.optimizers.Adam(learning_rate, beta_1=config["BETA_1"])
+        # float16 gradients underflow without loss scaling; bfloat16 has float32's range and needs none.
+        return keras.optimizers.LossScaleOptimizer(optimizer) if policy == "mixed_float16" else optimizer
+
+    with strategy.scope():
+        dcgan = DCGAN(build_generator(config["LATENT_DIM"], config["G_CHANNELS"]),
+                      build_discriminator(config["D_CHANNELS"], config["DROPOUT"]))
+        dcgan.compile(
+            d_optimizer=adam(config["D_LEARNING_RATE"]),
+            g_optimizer=adam(config["G_LEARNING_RATE"]),
+            loss_fn=keras.losses.BinaryCrossentropy(from_logits=True),
+            steps_per_execution=config["STEPS_PER_EXECUTION"],
+            jit_compile=False,  # XLA on CPU bypasses oneDNN and ran slower here
+        )
     return dcgan
 
 
@@ -575,10 +626,8 @@ class ResumeCheckpoint(keras.callbacks.Callback):
         weights_name = f"epoch_{epoch + 1:03d}.weights.h5"
         with atomic_output(os.path.join(self.checkpoint_dir, weights_name)) as temp_path:
             self.model.save_weights(temp_path)
-        # The noise SeedGenerator's state is not among the saved weights, so it goes into state.json.
-        write_checkpoint_state(self.checkpoint_dir, {
-            "epoch": epoch + 1, "weights": weights_name, "finished": False, "config": self.config,
-            "noise_seed_state": self.model.noise_seed.state.numpy().tolist()})
+        write_checkpoint_state(self.checkpoint_dir, {"epoch": epoch + 1, "weights": weights_name,
+                                                     "finished": False, "config": self.config})
         for old in glob.glob(os.path.join(self.checkpoint_dir, "epoch_*.weights.h5")):
             if os.path.basename(old) != weights_name:
                 os.remove(old)
@@ -613,6 +662,7 @@ def atomic_output(path):
     keeps the real name as its suffix, since Keras and imageio pick the format from the extension.
     """
     folder, name = os.path.split(path)
+    os.makedirs(folder or ".", exist_ok=True)
     temp_path = os.path.join(folder, f".tmp-{os.getpid()}-{name}")
     try:
         yield temp_path
@@ -749,9 +799,8 @@ def restore_checkpoint(dcgan, checkpoint_dir, config):
                             f"fewer than --epochs {config['EPOCHS']}. Pass a larger --epochs to continue it, or "
                             f"delete {checkpoint_dir} to train anew.")
     dcgan.load_weights(os.path.join(checkpoint_dir, state["weights"]))
-    dcgan.noise_seed.state.assign(state["noise_seed_state"])
     print(f"resuming the unfinished run in {checkpoint_dir} after epoch {state['epoch']} "
-          f"(weights, optimizer moments and noise state restored)")
+          f"(weights and optimizer moments restored)")
     return state["epoch"]
 
 
@@ -922,9 +971,11 @@ class QualityEvaluator:
                 "precision": precision, "recall": recall, **class_balance(probabilities)}
 
     def evaluate_generator(self, generator):
-        noise = np.random.default_rng(self.seed).standard_normal((self.samples, self.latent_dim))
-        images = generator.predict(noise.astype(np.float32), batch_size=1000, verbose=0)
-        return self.evaluate_images(np.asarray(images, dtype=np.float32))
+        # Direct calls rather than predict(): predict would run under the training's tf.distribute strategy.
+        noise = np.random.default_rng(self.seed).standard_normal((self.samples, self.latent_dim)).astype(np.float32)
+        images = np.concatenate([np.asarray(generator(noise[start:start + 1000], training=False), np.float32)
+                                 for start in range(0, len(noise), 1000)])
+        return self.evaluate_images(images)
 
 
 def build_quality_evaluator(config):
@@ -992,31 +1043,64 @@ def load_training_digits(config):
     return images
 
 
+def is_chief(strategy):
+    """True unless this process is a non-chief worker of a multi-worker run (worker 0 leads when no chief)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or resolver.task_type in (None, "chief"):
+        return True
+    return (resolver.task_type == "worker" and resolver.task_id == 0
+            and "chief" not in resolver.cluster_spec().as_dict())
+
+
+def weights_fingerprint(model):
+    """A short hash of all weights: equal fingerprints mean bit-identical models (compare runs or workers)."""
+    digest = hashlib.sha256()
+    for weights in model.get_weights():
+        digest.update(np.ascontiguousarray(weights).tobytes())
+    return digest.hexdigest()[:16]
+
+
 def train(config):
+    """Train for EPOCHS (resuming an unfinished run in OUTPUT_DIR), writing every output."""
     started = time.perf_counter()
     images = load_training_digits(config)
-    output_dir = config["OUTPUT_DIR"]
-    prepare_output_dir(output_dir)
     keras.utils.set_random_seed(config["SEED"])
+    strategy = make_strategy(config["STRATEGY"])
+    chief = is_chief(strategy)
+    # In a multi-worker run every worker runs every callback (they must stay in step), but only the chief
+    # writes into OUTPUT_DIR; the others write into a temporary folder that is removed at the end.
+    output_dir = config["OUTPUT_DIR"] if chief else tempfile.mkdtemp(prefix="dcgan-worker-")
+    prepare_output_dir(output_dir)
+    try:
+        return fit_and_write_outputs(config, images, strategy, chief, output_dir, started)
+    finally:
+        if not chief:
+            shutil.rmtree(output_dir, ignore_errors=True)
+
+
+def fit_and_write_outputs(config, images, strategy, chief, output_dir, started):
     steps_per_epoch = len(images) // config["BATCH_SIZE"]
-    dcgan = build_dcgan(dict(config, STEPS_PER_EXECUTION=min(config["STEPS_PER_EXECUTION"], steps_per_epoch)))
-    print(f"precision policy: {keras.mixed_precision.global_policy().name}")
+    dcgan = build_dcgan(dict(config, STEPS_PER_EXECUTION=min(config["STEPS_PER_EXECUTION"], steps_per_epoch)),
+                        strategy)
+    print(f"precision policy: {keras.mixed_precision.global_policy().name}; {strategy.num_replicas_in_sync} "
+          f"replica(s) ({type(strategy).__name__}), {config['BATCH_SIZE']} digits per step in all")
     dcgan.generator.summary()
     dcgan.discriminator.summary()
 
-    checkpoint_dir = checkpoint_dir_of(output_dir)
-    done_epochs = restore_checkpoint(dcgan, checkpoint_dir, config)
+    # Every worker resumes from the chief's checkpoint (on several machines, OUTPUT_DIR must be shared).
+    done_epochs = restore_checkpoint(dcgan, checkpoint_dir_of(config["OUTPUT_DIR"]), config)
     samples_dir = os.path.join(output_dir, "samples")
     if done_epochs == 0:
         for stale in glob.glob(os.path.join(samples_dir, "epoch_*.png")):
             os.remove(stale)  # grids of an earlier run would otherwise mix into this run's GIF
-    save_grid_png(images[np.random.default_rng(config["SEED"]).permutation(len(images))[:config["GRID_ROWS"] ** 2]],
-                  os.path.join(output_dir, "real_samples.png"))
+    real_digits = images[np.random.default_rng(config["SEED"]).permutation(len(images))[:config["GRID_ROWS"] ** 2]]
+    save_grid_png(real_digits, os.path.join(output_dir, "real_samples.png"))
 
+    checkpoint_dir = checkpoint_dir_of(output_dir)
     callbacks = [NonFiniteLossGuard(),
                  SampleGridSaver(fixed_sample_noise(config), samples_dir),
                  HistoryWriter(output_dir, read_csv_rows(os.path.join(output_dir, "history.csv"), done_epochs))]
-    if config["METRICS_EVERY"]:
+    if config["METRICS_EVERY"] and chief:
         callbacks.append(QualityMetricsWriter(build_quality_evaluator(config), output_dir, config["METRICS_EVERY"],
                                               config["EPOCHS"],
                                               read_csv_rows(os.path.join(output_dir, "metrics.csv"), done_epochs)))
@@ -1025,11 +1109,11 @@ def train(config):
 
     training_started = time.perf_counter()
     try:
-        dcgan.fit(make_dataset(images, config["BATCH_SIZE"], config["SEED"]), epochs=config["EPOCHS"],
-                  initial_epoch=done_epochs, callbacks=callbacks, shuffle=False, verbose=1)
+        dcgan.fit(make_dataset(images, config["BATCH_SIZE"], config["SEED"], config["LATENT_DIM"]),
+                  epochs=config["EPOCHS"], initial_epoch=done_epochs, callbacks=callbacks, shuffle=False, verbose=1)
     except KeyboardInterrupt:
-        finished = len(glob.glob(os.path.join(samples_dir, "epoch_*.png")))
-        print(f"\ninterrupted after {finished} finished epoch(s); run the same command again to resume.")
+        state = read_checkpoint_state(checkpoint_dir)
+        print(f"\ninterrupted after epoch {state['epoch'] if state else 0}; run the same command again to resume.")
         return 130
     training_seconds = time.perf_counter() - training_started
 
@@ -1037,6 +1121,7 @@ def train(config):
     gif_path = os.path.join(output_dir, "generated_images.gif")
     write_gif(samples_dir, config["EPOCHS"], gif_path, config["GIF_FRAME_SECONDS"])
     trained_images = (config["EPOCHS"] - done_epochs) * steps_per_epoch * config["BATCH_SIZE"]
+    print(f"generator weights fingerprint: {weights_fingerprint(dcgan.generator)}")
     print(f"done: {config['EPOCHS'] - done_epochs} epoch(s) of {steps_per_epoch * config['BATCH_SIZE']:,} images "
           f"in {training_seconds:.0f} s ({trained_images / training_seconds:.0f} images/s, per-epoch outputs "
           f"included); wall time {time.perf_counter() - started:.0f} s. Outputs in {output_dir}/, GIF {gif_path}")

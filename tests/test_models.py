@@ -30,14 +30,15 @@ def test_discriminator_gives_one_float32_logit_per_digit(dcgan, small_digits):
 def test_one_train_step_changes_both_models_and_returns_finite_losses(dcgan, small_digits):
     before_g = [w.copy() for w in dcgan.generator.get_weights()]
     before_d = [w.copy() for w in dcgan.discriminator.get_weights()]
-    logs = dcgan.train_step(keras.ops.convert_to_tensor(small_digits[0][:32]))
+    noise = np.random.default_rng(0).standard_normal((2, 32, 128)).astype(np.float32)
+    logs = dcgan.train_step((small_digits[0][:32], noise[0], noise[1]))
     assert all(math.isfinite(float(logs[key])) for key in ("d_loss", "g_loss", "d_real", "d_fake"))
     assert any(not np.array_equal(a, b) for a, b in zip(before_g, dcgan.generator.get_weights()))
     assert any(not np.array_equal(a, b) for a, b in zip(before_d, dcgan.discriminator.get_weights()))
 
 
 def test_checkpoint_weights_restore_both_optimizers_moments(dcgan, tiny_config, small_digits, tmp_path):
-    dcgan.fit(train_dcgan.make_dataset(small_digits[0], 32, 0), epochs=1, verbose=0, shuffle=False)
+    dcgan.fit(train_dcgan.make_dataset(small_digits[0], 32, 0, 128), epochs=1, verbose=0, shuffle=False)
     path = str(tmp_path / "state.weights.h5")
     dcgan.save_weights(path)
     restored = train_dcgan.build_dcgan(tiny_config)
@@ -51,7 +52,7 @@ def test_checkpoint_weights_restore_both_optimizers_moments(dcgan, tiny_config, 
 def test_nan_loss_stops_training_with_a_clear_error(dcgan):
     poisoned = np.full((64, 28, 28, 1), np.nan, dtype=np.float32)
     with pytest.raises(train_dcgan.TrainingDivergedError, match="d_loss=nan"):
-        dcgan.fit(train_dcgan.make_dataset(poisoned, 32, 0), epochs=1, verbose=0, shuffle=False,
+        dcgan.fit(train_dcgan.make_dataset(poisoned, 32, 0, 128), epochs=1, verbose=0, shuffle=False,
                   callbacks=[train_dcgan.NonFiniteLossGuard()])
 
 
