@@ -1080,8 +1080,10 @@ def train(config):
 
 def fit_and_write_outputs(config, images, strategy, chief, output_dir, started):
     steps_per_epoch = len(images) // config["BATCH_SIZE"]
-    dcgan = build_dcgan(dict(config, STEPS_PER_EXECUTION=min(config["STEPS_PER_EXECUTION"], steps_per_epoch)),
-                        strategy)
+    steps_per_execution = min(config["STEPS_PER_EXECUTION"], steps_per_epoch)
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        steps_per_execution = 1  # Keras 3.15's multi-step loop fails to run under MultiWorkerMirroredStrategy
+    dcgan = build_dcgan(dict(config, STEPS_PER_EXECUTION=steps_per_execution), strategy)
     print(f"precision policy: {keras.mixed_precision.global_policy().name}; {strategy.num_replicas_in_sync} "
           f"replica(s) ({type(strategy).__name__}), {config['BATCH_SIZE']} digits per step in all")
     dcgan.generator.summary()
