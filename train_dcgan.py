@@ -52,7 +52,7 @@ D_CHANNELS = 32            # discriminator channels at 14x14; doubled at 7x7
 DROPOUT = 0.3              # discriminator dropout rate
 D_LEARNING_RATE = 2e-4     # Adam learning rate of the discriminator
 G_LEARNING_RATE = 2e-4     # Adam learning rate of the generator
-BETA_1 = 0.5               # Adam beta_1 of both (0.5 is the DCGAN paper's choice; 0.9 oscillates more)
+BETA_1 = 0.5               # Adam beta_1 of both (0.5 is the DCGAN paper's value)
 STRATEGY = "auto"          # "auto" (all GPUs mirrored when there are several, else one device), "mirrored", "multiworker" (TF_CONFIG)
 PRECISION = "auto"         # "auto" (bfloat16 on CPUs with bf16 units, float16 on GPUs, else float32), "float32", "mixed_bfloat16", "mixed_float16"
 STEPS_PER_EXECUTION = 25   # training steps TensorFlow runs per call from Python; higher = less overhead, coarser progress bar

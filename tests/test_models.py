@@ -62,3 +62,23 @@ def test_precision_auto_follows_the_cpu(monkeypatch):
     monkeypatch.setattr(train_dcgan, "cpu_has_bf16_units", lambda: False)
     assert train_dcgan.choose_precision("auto") == "float32"
     assert train_dcgan.choose_precision("mixed_float16") == "mixed_float16"
+
+
+def test_float16_path_scales_the_loss_and_trains(tiny_config, small_digits):
+    """The GPU policy's code path (loss-scaled float16) runs on the CPU too, with finite losses."""
+    dcgan = train_dcgan.build_dcgan(dict(tiny_config, PRECISION="mixed_float16"))
+    try:
+        assert isinstance(dcgan.d_optimizer, keras.optimizers.LossScaleOptimizer)
+        noise = np.random.default_rng(0).standard_normal((2, 32, 128)).astype(np.float32)
+        logs = dcgan.train_step((small_digits[0][:32], noise[0], noise[1]))
+        assert all(math.isfinite(float(logs[key])) for key in ("d_loss", "g_loss"))
+        images = np.asarray(dcgan.generator(noise[0], training=False))
+        assert images.dtype == np.float32 and images.shape == (32, 28, 28, 1)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def test_precision_auto_picks_float16_on_a_gpu(monkeypatch):
+    monkeypatch.setattr(train_dcgan.tf.config, "list_physical_devices",
+                        lambda kind=None: ["GPU:0"] if kind == "GPU" else [])
+    assert train_dcgan.choose_precision("auto") == "mixed_float16"
