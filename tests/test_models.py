@@ -1,5 +1,6 @@
 """The models' shapes and ranges, one training step, the resume state, the NaN guard."""
 import math
+import os
 
 import keras
 import numpy as np
@@ -82,3 +83,28 @@ def test_precision_auto_picks_float16_on_a_gpu(monkeypatch):
     monkeypatch.setattr(train_dcgan.tf.config, "list_physical_devices",
                         lambda kind=None: ["GPU:0"] if kind == "GPU" else [])
     assert train_dcgan.choose_precision("auto") == "mixed_float16"
+
+
+def test_nan_in_epoch_two_keeps_epoch_one_outputs(tiny_config, small_digits, tmp_path):
+    """The guard stops before the NaN epoch's outputs overwrite the good ones (models, grid, checkpoint)."""
+    dcgan = train_dcgan.build_dcgan(tiny_config)
+    poison = train_dcgan.tf.Variable(0.0)  # becomes NaN after epoch 1; the input pipeline reads it each batch
+    data = train_dcgan.make_dataset(small_digits[0], 32, 0, 128).map(lambda x, a, b: (x + poison, a, b))
+
+    class PoisonAfterFirstEpoch(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            poison.assign(float("nan"))
+
+    out = str(tmp_path)
+    callbacks = [train_dcgan.NonFiniteLossGuard(),
+                 train_dcgan.SampleGridSaver(train_dcgan.fixed_sample_noise(tiny_config), str(tmp_path / "samples")),
+                 train_dcgan.ModelSaver(out),
+                 train_dcgan.ResumeCheckpoint(str(tmp_path / "checkpoint"), tiny_config),
+                 PoisonAfterFirstEpoch()]
+    with pytest.raises(train_dcgan.TrainingDivergedError, match="epoch 2"):
+        dcgan.fit(data, epochs=3, verbose=0, shuffle=False, callbacks=callbacks)
+    assert sorted(os.listdir(tmp_path / "samples")) == ["epoch_001.png"]
+    assert train_dcgan.read_checkpoint_state(str(tmp_path / "checkpoint"))["epoch"] == 1
+    saved = keras.models.load_model(str(tmp_path / "generator.keras"))
+    images = np.asarray(saved(np.zeros((2, 128), np.float32)))
+    assert np.isfinite(images).all()
