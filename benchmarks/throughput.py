@@ -88,11 +88,12 @@ def build_variants(images, samples_dir):
     reference_data = tf.data.Dataset.from_tensor_slices(images).shuffle(len(images)).batch(train_dcgan.BATCH_SIZE)
     variants["straightforward float32"] = (reference, reference_data)
     policies = ["float32", "mixed_bfloat16"] + (["mixed_float16"] if tf.config.list_physical_devices("GPU") else [])
-    for policy in policies:
-        config = dict(train_dcgan.DEFAULT_CONFIG, PRECISION=policy)
-        variants[f"train_dcgan {policy}"] = (train_dcgan.build_dcgan(config),
-                                             train_dcgan.make_dataset(images, config["BATCH_SIZE"], config["SEED"],
-                                                                    config["LATENT_DIM"]))
+    settings = [(policy, train_dcgan.STEPS_PER_EXECUTION) for policy in policies] + [(policies[-1], 1)]
+    for policy, steps_per_execution in settings:
+        config = dict(train_dcgan.DEFAULT_CONFIG, PRECISION=policy, STEPS_PER_EXECUTION=steps_per_execution)
+        variants[f"train_dcgan {policy}, {steps_per_execution} step(s)/call"] = (
+            train_dcgan.build_dcgan(config),
+            train_dcgan.make_dataset(images, config["BATCH_SIZE"], config["SEED"], config["LATENT_DIM"]))
     noise = train_dcgan.fixed_sample_noise(train_dcgan.DEFAULT_CONFIG)
     return {name: (model, data, train_dcgan.SampleGridSaver(noise, os.path.join(samples_dir, str(index))))
             for index, (name, (model, data)) in enumerate(variants.items())}
@@ -118,10 +119,10 @@ def main():
     reference = statistics.median(rates["straightforward float32"])
     print(f"\n{cpu_description()}; TensorFlow {tf.__version__}; {args.images} digits per epoch, "
           f"{args.rounds} alternating rounds; auto precision here: {train_dcgan.choose_precision('auto')}")
-    print(f"{'variant':32s} {'median images/s':>16s} {'x reference':>12s}   each round")
+    print(f"{'variant':44s} {'median images/s':>16s} {'x reference':>12s}   each round")
     for name, values in rates.items():
         median = statistics.median(values)
-        print(f"{name:32s} {median:16.0f} {median / reference:12.2f}   {', '.join(f'{v:.0f}' for v in values)}")
+        print(f"{name:44s} {median:16.0f} {median / reference:12.2f}   {', '.join(f'{v:.0f}' for v in values)}")
 
 
 if __name__ == "__main__":
