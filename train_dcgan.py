@@ -1018,9 +1018,9 @@ def prepare_output_dir(output_dir):
     """Create OUTPUT_DIR and prove it is writable before training starts."""
     try:
         os.makedirs(os.path.join(output_dir, "samples"), exist_ok=True)
-        with atomic_output(os.path.join(output_dir, ".write-test")) as temp_path:
-            open(temp_path, "w").close()
-        os.remove(os.path.join(output_dir, ".write-test"))
+        probe = os.path.join(output_dir, f".write-test-{os.getpid()}")
+        open(probe, "w").close()
+        os.remove(probe)
     except OSError as error:
         raise BadInputError(f"--output_dir {output_dir!r} is not writable ({error.strerror}). Pick a folder you "
                             f"can write to, e.g. --output_dir ~/dcgan_outputs.") from None
