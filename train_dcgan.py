@@ -957,17 +957,16 @@ class QualityEvaluator:
     def __init__(self, classifier, reference_images, samples, latent_dim, seed):
         self.extractor = keras.Model(classifier.inputs,
                                      [classifier.get_layer("features").output, classifier.outputs[0]])
-        self.reference_features, _ = self.features(reference_images)
+        self.reference_features, _ = self.features_and_probabilities(reference_images)
         self.samples = samples
         self.latent_dim = latent_dim
         self.seed = seed
 
-    def features(self, images):
-        features, probabilities = self.extractor.predict(images, batch_size=1000, verbose=0)
-        return features, probabilities
+    def features_and_probabilities(self, images):
+        return self.extractor.predict(images, batch_size=1000, verbose=0)
 
     def evaluate_images(self, images):
-        features, probabilities = self.features(images)
+        features, probabilities = self.features_and_probabilities(images)
         precision, recall = precision_recall(self.reference_features, features)
         return {"fid": frechet_distance(self.reference_features, features),
                 "kid": kernel_distance(self.reference_features, features),
