@@ -60,6 +60,7 @@ DROPOUT = 0.3              # discriminator dropout rate
 D_LEARNING_RATE = 2e-4     # Adam learning rate of the discriminator
 G_LEARNING_RATE = 2e-4     # Adam learning rate of the generator
 BETA_1 = 0.5               # Adam beta_1 of both (0.5 is the DCGAN paper's value)
+EMA_DECAY = 0.999          # samples, metrics and generator.keras use a moving average of the generator's weights with this decay per step (0 = the latest weights)
 STRATEGY = "auto"          # "auto" (all GPUs mirrored when there are several, else one device), "mirrored", "multiworker" (TF_CONFIG)
 PRECISION = "auto"         # "auto" (bfloat16 on CPUs with bf16 units, float16 on GPUs, else float32), "float32", "mixed_bfloat16", "mixed_float16"
 STEPS_PER_EXECUTION = 25   # training steps TensorFlow runs per call from Python; higher = less overhead, coarser progress bar
@@ -139,6 +140,9 @@ def validate_config(config):
     for name in ["MAX_TRAIN_IMAGES", "METRICS_EVERY"]:
         if config[name] < 0:
             raise BadInputError(f"--{name.lower()} must be 0 or more (got {config[name]}).")
+    if not 0 <= config["EMA_DECAY"] < 1:
+        raise BadInputError(f"--ema_decay must be at least 0 and below 1 (got {config['EMA_DECAY']}); "
+                            f"0.999 averages over about 1,000 steps, 0 uses the latest weights.")
     for name in ["D_LEARNING_RATE", "G_LEARNING_RATE", "GIF_FRAME_SECONDS"]:
         if not config[name] > 0 or not math.isfinite(config[name]):
             raise BadInputError(f"--{name.lower()} must be a positive number (got {config[name]}).")
@@ -412,12 +416,20 @@ def build_discriminator(channels, dropout):
 # The DCGAN: both models and one training step of each, run by model.fit
 # ----------------------------------------------------------------------------------------------------------------
 class DCGAN(keras.Model):
-    """A discriminator update on a batch of real and generated digits, then a generator update, per step."""
+    """A discriminator update on a batch of real and generated digits, then a generator update, per step.
 
-    def __init__(self, generator, discriminator, **kwargs):
+    The generator that samples, is evaluated and is saved is `ema_generator`: the trained generator's weights
+    averaged over the last ~1/(1 - ema_decay) steps. A GAN's generator keeps circling its equilibrium instead
+    of settling; the average sits nearer the middle and draws cleaner digits (Yazici et al. 2019).
+    """
+
+    def __init__(self, generator, discriminator, ema_decay, **kwargs):
         super().__init__(**kwargs)
         self.generator = generator
         self.discriminator = discriminator
+        self.ema_decay = ema_decay
+        self.ema_generator = keras.models.clone_model(generator)
+        self.ema_generator.set_weights(generator.get_weights())
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
         self.real_score_tracker = keras.metrics.Mean(name="d_real")  # D's mean probability that real is real
@@ -445,7 +457,15 @@ class DCGAN(keras.Model):
         return [self.d_loss_tracker, self.g_loss_tracker, self.real_score_tracker, self.fake_score_tracker]
 
     def call(self, noise, training=False):
-        return self.generator(noise, training=training)
+        return self.ema_generator(noise, training=training)
+
+    def update_ema_generator(self):
+        # The decay ramps up over the first steps (as in tf.train.ExponentialMovingAverage), so the average
+        # forgets the random initial weights quickly. Batch norm's running statistics are averaged alike.
+        steps = tf.cast(self.g_optimizer.iterations, "float32")
+        decay = tf.minimum(self.ema_decay, (1.0 + steps) / (10.0 + steps))
+        for average, weight in zip(self.ema_generator.weights, self.generator.weights):
+            average.assign(decay * average + (1.0 - decay) * weight)
 
     def train_step(self, data):
         real_images, d_noise, g_noise = data
@@ -469,6 +489,7 @@ class DCGAN(keras.Model):
             scaled_loss = self.g_optimizer.scale_loss(g_loss)
         grads = tape.gradient(scaled_loss, self.generator.trainable_variables)
         self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_variables))
+        self.update_ema_generator()
 
         # Under tf.distribute, Keras losses come divided by the number of replicas (so that the summed
         # gradients are right); multiply back so the logs show the true batch loss.
@@ -511,7 +532,7 @@ def build_dcgan(config, strategy=None):
 
     with strategy.scope():
         dcgan = DCGAN(build_generator(config["LATENT_DIM"], config["G_CHANNELS"]),
-                      build_discriminator(config["D_CHANNELS"], config["DROPOUT"]))
+                      build_discriminator(config["D_CHANNELS"], config["DROPOUT"]), config["EMA_DECAY"])
         dcgan.compile(
             d_optimizer=adam(config["D_LEARNING_RATE"]),
             g_optimizer=adam(config["G_LEARNING_RATE"]),
@@ -559,7 +580,7 @@ class SampleGridSaver(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         # training=False: batch norm uses its running statistics, as it will when the generator is used later.
-        images = self.model.generator(self.fixed_noise, training=False)
+        images = self.model.ema_generator(self.fixed_noise, training=False)
         save_grid_png(np.asarray(images), sample_path(self.samples_dir, epoch + 1))
 
 
@@ -597,7 +618,7 @@ class QualityMetricsWriter(keras.callbacks.Callback):
         if epoch % self.every and epoch != self.last_epoch:
             return
         started = time.perf_counter()
-        metrics = self.evaluator.evaluate_generator(self.model.generator)
+        metrics = self.evaluator.evaluate_generator(self.model.ema_generator)
         print(f"\nepoch {epoch} quality ({time.perf_counter() - started:.0f} s): {format_metrics(metrics)}")
         for warning in mode_collapse_warnings(metrics, self.rows[-1] if self.rows else None):
             print(f"WARNING: {warning}")
@@ -607,15 +628,16 @@ class QualityMetricsWriter(keras.callbacks.Callback):
 
 
 class ModelSaver(keras.callbacks.Callback):
-    """generator.keras and discriminator.keras after every epoch, so a crash keeps the last good models."""
+    """generator.keras (the averaged generator) and discriminator.keras after every epoch, so a crash keeps the
+    last good models."""
 
     def __init__(self, output_dir):
         super().__init__()
         self.output_dir = output_dir
 
     def on_epoch_end(self, epoch, logs=None):
-        for model in (self.model.generator, self.model.discriminator):
-            with atomic_output(os.path.join(self.output_dir, f"{model.name}.keras")) as temp_path:
+        for name, model in (("generator", self.model.ema_generator), ("discriminator", self.model.discriminator)):
+            with atomic_output(os.path.join(self.output_dir, f"{name}.keras")) as temp_path:
                 model.save(temp_path)
 
 
@@ -1123,7 +1145,7 @@ def fit_and_write_outputs(config, images, strategy, chief, output_dir, started):
     gif_path = os.path.join(output_dir, "generated_images.gif")
     write_gif(samples_dir, config["EPOCHS"], gif_path, config["GIF_FRAME_SECONDS"])
     trained_images = (config["EPOCHS"] - done_epochs) * steps_per_epoch * config["BATCH_SIZE"]
-    print(f"generator weights fingerprint: {weights_fingerprint(dcgan.generator)}")
+    print(f"generator weights fingerprint: {weights_fingerprint(dcgan.ema_generator)}")
     print(f"done: {config['EPOCHS'] - done_epochs} epoch(s) of {steps_per_epoch * config['BATCH_SIZE']:,} images "
           f"in {training_seconds:.0f} s ({trained_images / training_seconds:.0f} images/s, per-epoch outputs "
           f"included); wall time {time.perf_counter() - started:.0f} s. Outputs in {output_dir}/, GIF {gif_path}")

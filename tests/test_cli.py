@@ -31,6 +31,7 @@ def test_help_lists_every_constant_with_its_default(capsys):
     (["--precision", "float8"], "--precision must be"),
     (["--beta_1", "1.5"], "--beta_1 must be in"),
     (["--g_learning_rate", "0"], "--g_learning_rate must be a positive number"),
+    (["--ema_decay", "1"], "--ema_decay must be at least 0 and below 1"),
 ])
 def test_bad_values_are_clear_errors(argv, message):
     with pytest.raises(train_dcgan.BadInputError, match=message):
