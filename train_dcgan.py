@@ -56,8 +56,8 @@ BATCH_SIZE = 32            # real digits per training step (and as many generate
 LATENT_DIM = 128           # length of the generator's noise vector
 G_CHANNELS = 128           # generator channels at 7x7; halved at 14x14
 D_CHANNELS = 32            # discriminator channels at 14x14; doubled at 7x7
-DROPOUT = 0.3              # discriminator dropout rate
-D_LEARNING_RATE = 2e-4     # Adam learning rate of the discriminator
+DROPOUT = 0.1              # discriminator dropout rate
+D_LEARNING_RATE = 4e-4     # Adam learning rate of the discriminator
 G_LEARNING_RATE = 2e-4     # Adam learning rate of the generator
 BETA_1 = 0.5               # Adam beta_1 of both (0.5 is the DCGAN paper's value)
 EMA_DECAY = 0.999          # samples, metrics and generator.keras use a moving average of the generator's weights with this decay per step (0 = the latest weights)
