@@ -88,12 +88,16 @@ def build_variants(images, samples_dir):
     reference_data = tf.data.Dataset.from_tensor_slices(images).shuffle(len(images)).batch(train_dcgan.BATCH_SIZE)
     variants["straightforward float32"] = (reference, reference_data)
     policies = ["float32", "mixed_bfloat16"] + (["mixed_float16"] if tf.config.list_physical_devices("GPU") else [])
-    settings = [(policy, train_dcgan.STEPS_PER_EXECUTION) for policy in policies] + [(policies[-1], 1)]
-    for policy, steps_per_execution in settings:
+    steps = train_dcgan.STEPS_PER_EXECUTION
+    settings = [(policy, steps, True) for policy in policies] + [(policies[-1], 1, True), (policies[-1], steps, False)]
+    for policy, steps_per_execution, averaged in settings:
         config = dict(train_dcgan.DEFAULT_CONFIG, PRECISION=policy, STEPS_PER_EXECUTION=steps_per_execution)
-        variants[f"train_dcgan {policy}, {steps_per_execution} step(s)/call"] = (
-            train_dcgan.build_dcgan(config),
-            train_dcgan.make_dataset(images, config["BATCH_SIZE"], config["SEED"], config["LATENT_DIM"]))
+        dcgan = train_dcgan.build_dcgan(config)
+        if not averaged:
+            dcgan.update_ema_generator = lambda: None  # what the generator's weight average costs per step
+        name = f"train_dcgan {policy}, {steps_per_execution} step(s)/call{'' if averaged else ', no EMA'}"
+        variants[name] = (dcgan, train_dcgan.make_dataset(images, config["BATCH_SIZE"], config["SEED"],
+                                                          config["LATENT_DIM"]))
     noise = train_dcgan.fixed_sample_noise(train_dcgan.DEFAULT_CONFIG)
     return {name: (model, data, train_dcgan.SampleGridSaver(noise, os.path.join(samples_dir, str(index))))
             for index, (name, (model, data)) in enumerate(variants.items())}
