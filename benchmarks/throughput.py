@@ -48,6 +48,10 @@ class StraightforwardGAN(keras.Model):
         self.g_optimizer = keras.optimizers.Adam(2e-4, beta_1=0.5)
         self.loss_fn = keras.losses.BinaryCrossentropy()
 
+    @property
+    def ema_generator(self):
+        return self.generator  # no weight average: the script's grid callback samples the generator itself
+
     def train_step(self, real_images):
         batch_size = tf.shape(real_images)[0]
         fake_images = self.generator(tf.random.normal((batch_size, self.latent_dim)))
