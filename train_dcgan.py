@@ -579,8 +579,9 @@ class SampleGridSaver(keras.callbacks.Callback):
         self.samples_dir = samples_dir
 
     def on_epoch_end(self, epoch, logs=None):
-        # training=False: batch norm uses its running statistics, as it will when the generator is used later.
-        images = self.model.ema_generator(self.fixed_noise, training=False)
+        # The model's call() is its sampler (the averaged generator for a DCGAN). training=False: batch norm
+        # uses its running statistics, as it will when the generator is used later.
+        images = self.model(self.fixed_noise, training=False)
         save_grid_png(np.asarray(images), sample_path(self.samples_dir, epoch + 1))
 
 

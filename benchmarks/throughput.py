@@ -48,9 +48,8 @@ class StraightforwardGAN(keras.Model):
         self.g_optimizer = keras.optimizers.Adam(2e-4, beta_1=0.5)
         self.loss_fn = keras.losses.BinaryCrossentropy()
 
-    @property
-    def ema_generator(self):
-        return self.generator  # no weight average: the script's grid callback samples the generator itself
+    def call(self, noise, training=False):
+        return self.generator(noise, training=training)  # no weight average: samples come from the generator
 
     def train_step(self, real_images):
         batch_size = tf.shape(real_images)[0]

@@ -9,6 +9,16 @@ import pytest
 import train_dcgan
 
 
+def assert_same_weights(weights_a, weights_b):
+    assert len(weights_a) == len(weights_b)
+    for a, b in zip(weights_a, weights_b):
+        np.testing.assert_array_equal(a, b)
+
+
+def weights_differ(weights_a, weights_b):
+    return any(not np.array_equal(a, b) for a, b in zip(weights_a, weights_b))
+
+
 @pytest.fixture
 def dcgan(tiny_config):
     keras.utils.set_random_seed(0)
@@ -34,29 +44,27 @@ def test_one_train_step_changes_both_models_and_returns_finite_losses(dcgan, sma
     noise = np.random.default_rng(0).standard_normal((2, 32, 128)).astype(np.float32)
     logs = dcgan.train_step((small_digits[0][:32], noise[0], noise[1]))
     assert all(math.isfinite(float(logs[key])) for key in ("d_loss", "g_loss", "d_real", "d_fake"))
-    assert any(not np.array_equal(a, b) for a, b in zip(before_g, dcgan.generator.get_weights()))
-    assert any(not np.array_equal(a, b) for a, b in zip(before_d, dcgan.discriminator.get_weights()))
+    assert weights_differ(before_g, dcgan.generator.get_weights())
+    assert weights_differ(before_d, dcgan.discriminator.get_weights())
 
 
 def test_ema_generator_is_the_moving_average_of_the_trained_weights(tiny_config, small_digits):
     dcgan = train_dcgan.build_dcgan(dict(tiny_config, EMA_DECAY=0.05))
     start = [w.copy() for w in dcgan.generator.get_weights()]
-    for a, b in zip(start, dcgan.ema_generator.get_weights()):
-        np.testing.assert_array_equal(a, b)  # the average starts at the initial weights
+    assert_same_weights(start, dcgan.ema_generator.get_weights())  # the average starts at the initial weights
     noise = np.random.default_rng(0).standard_normal((2, 32, 128)).astype(np.float32)
     dcgan.train_step((small_digits[0][:32], noise[0], noise[1]))
     trained = dcgan.generator.get_weights()
     for w0, w1, average in zip(start, trained, dcgan.ema_generator.get_weights()):
         np.testing.assert_allclose(average, 0.05 * w0 + 0.95 * w1, rtol=1e-5, atol=1e-7)
-    assert any(not np.array_equal(w1, a) for w1, a in zip(trained, dcgan.ema_generator.get_weights()))
+    assert weights_differ(trained, dcgan.ema_generator.get_weights())
 
 
 def test_ema_decay_zero_samples_with_the_latest_weights(tiny_config, small_digits):
     dcgan = train_dcgan.build_dcgan(dict(tiny_config, EMA_DECAY=0.0))
     noise = np.random.default_rng(0).standard_normal((2, 32, 128)).astype(np.float32)
     dcgan.train_step((small_digits[0][:32], noise[0], noise[1]))
-    for a, b in zip(dcgan.generator.get_weights(), dcgan.ema_generator.get_weights()):
-        np.testing.assert_array_equal(a, b)
+    assert_same_weights(dcgan.generator.get_weights(), dcgan.ema_generator.get_weights())
 
 
 def test_checkpoint_weights_restore_both_optimizers_moments(dcgan, tiny_config, small_digits, tmp_path):
@@ -69,10 +77,8 @@ def test_checkpoint_weights_restore_both_optimizers_moments(dcgan, tiny_config, 
         assert int(loaded.iterations) == int(trained.iterations) == 9  # 300 // 32 steps
         for a, b in zip(trained.variables, loaded.variables):
             np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
-    for a, b in zip(dcgan.ema_generator.get_weights(), restored.ema_generator.get_weights()):
-        np.testing.assert_array_equal(a, b)
-    assert any(not np.array_equal(a, b) for a, b in zip(dcgan.ema_generator.get_weights(),
-                                                         dcgan.generator.get_weights()))
+    assert_same_weights(dcgan.ema_generator.get_weights(), restored.ema_generator.get_weights())
+    assert weights_differ(dcgan.ema_generator.get_weights(), dcgan.generator.get_weights())
 
 
 def test_nan_loss_stops_training_with_a_clear_error(dcgan):
@@ -139,6 +145,5 @@ def test_saved_generator_is_the_averaged_one(dcgan, small_digits, tmp_path):
     dcgan.fit(train_dcgan.make_dataset(small_digits[0], 32, 0, 128), epochs=1, verbose=0, shuffle=False,
               callbacks=[train_dcgan.ModelSaver(str(tmp_path))])
     saved = keras.models.load_model(str(tmp_path / "generator.keras")).get_weights()
-    for a, b in zip(saved, dcgan.ema_generator.get_weights()):
-        np.testing.assert_array_equal(a, b)
-    assert any(not np.array_equal(a, b) for a, b in zip(saved, dcgan.generator.get_weights()))
+    assert_same_weights(saved, dcgan.ema_generator.get_weights())
+    assert weights_differ(saved, dcgan.generator.get_weights())
