@@ -60,6 +60,7 @@ DROPOUT = 0.1              # discriminator dropout rate
 PACK = 1                   # the discriminator judges PACK digits at once, stacked as channels (PacGAN); >1 punishes samples that look alike
 D_LEARNING_RATE = 4e-4     # Adam learning rate of the discriminator
 G_LEARNING_RATE = 2e-4     # Adam learning rate of the generator
+G_LOSS = "non_saturating"  # the generator's loss on D's logit l: "non_saturating" (-log sigmoid(l), the DCGAN paper's) or "logit" (-l)
 BETA_1 = 0.5               # Adam beta_1 of both (0.5 is the DCGAN paper's value)
 EMA_DECAY = 0.999          # samples, metrics and generator.keras use a moving average of the generator's weights with this decay per step (0 = the latest weights)
 STRATEGY = "auto"          # "auto" (all GPUs mirrored when there are several, else one device), "mirrored", "multiworker" (TF_CONFIG)
@@ -147,6 +148,8 @@ def validate_config(config):
     for name in ["D_LEARNING_RATE", "G_LEARNING_RATE", "GIF_FRAME_SECONDS"]:
         if not config[name] > 0 or not math.isfinite(config[name]):
             raise BadInputError(f"--{name.lower()} must be a positive number (got {config[name]}).")
+    if config["G_LOSS"] not in ("non_saturating", "logit"):
+        raise BadInputError(f"--g_loss must be non_saturating or logit (got {config['G_LOSS']!r}).")
     if not 0 <= config["BETA_1"] < 1:
         raise BadInputError(f"--beta_1 must be in [0, 1) (got {config['BETA_1']}).")
     if not 0 <= config["DROPOUT"] < 1:
@@ -435,11 +438,12 @@ class DCGAN(keras.Model):
     of settling; the average sits nearer the middle and draws cleaner digits (Yazici et al. 2019).
     """
 
-    def __init__(self, generator, discriminator, ema_decay, **kwargs):
+    def __init__(self, generator, discriminator, ema_decay, g_loss="non_saturating", **kwargs):
         super().__init__(**kwargs)
         self.generator = generator
         self.discriminator = discriminator
         self.ema_decay = ema_decay
+        self.g_loss_kind = g_loss
         self.pack = discriminator.input_shape[-1]
         self.ema_generator = keras.models.clone_model(generator)
         self.ema_generator.set_weights(generator.get_weights())
@@ -480,6 +484,14 @@ class DCGAN(keras.Model):
         for average, weight in zip(self.ema_generator.weights, self.generator.weights):
             average.assign(decay * average + (1.0 - decay) * weight)
 
+    def generator_loss(self, fake_logits):
+        """Cross-entropy of D's verdict on generated digits against the label "real"; with G_LOSS "logit",
+        minus the cross-entropy against "fake" as well, which leaves exactly -logit."""
+        loss = self.loss_fn(tf.ones_like(fake_logits), fake_logits)
+        if self.g_loss_kind == "logit":
+            loss -= self.loss_fn(tf.zeros_like(fake_logits), fake_logits)
+        return loss
+
     def train_step(self, data):
         real_images, d_noise, g_noise = data
         packs = tf.shape(real_images)[0] // self.pack  # the batch size divides by PACK, so no pack mixes real and fake
@@ -500,7 +512,7 @@ class DCGAN(keras.Model):
         with tf.GradientTape() as tape:
             fake_logits = self.discriminator(pack_digits(self.generator(g_noise, training=True), self.pack),
                                              training=True)
-            g_loss = self.loss_fn(ones, fake_logits)
+            g_loss = self.generator_loss(fake_logits)
             scaled_loss = self.g_optimizer.scale_loss(g_loss)
         grads = tape.gradient(scaled_loss, self.generator.trainable_variables)
         self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_variables))
@@ -548,7 +560,7 @@ def build_dcgan(config, strategy=None):
     with strategy.scope():
         dcgan = DCGAN(build_generator(config["LATENT_DIM"], config["G_CHANNELS"]),
                       build_discriminator(config["D_CHANNELS"], config["DROPOUT"], config["PACK"]),
-                      config["EMA_DECAY"])
+                      config["EMA_DECAY"], config["G_LOSS"])
         dcgan.compile(
             d_optimizer=adam(config["D_LEARNING_RATE"]),
             g_optimizer=adam(config["G_LEARNING_RATE"]),

@@ -126,10 +126,11 @@ def main():
     reference = statistics.median(rates["straightforward float32"])
     print(f"\n{cpu_description()}; TensorFlow {tf.__version__}; {args.images} digits per epoch, "
           f"{args.rounds} alternating rounds; auto precision here: {train_dcgan.choose_precision('auto')}")
-    print(f"{'variant':44s} {'median images/s':>16s} {'x reference':>12s}   each round")
+    width = max(len(name) for name in rates)
+    print(f"{'variant':{width}s} {'median images/s':>16s} {'x reference':>12s}   each round")
     for name, values in rates.items():
         median = statistics.median(values)
-        print(f"{name:44s} {median:16.0f} {median / reference:12.2f}   {', '.join(f'{v:.0f}' for v in values)}")
+        print(f"{name:{width}s} {median:16.0f} {median / reference:12.2f}   {', '.join(f'{v:.0f}' for v in values)}")
 
 
 if __name__ == "__main__":

@@ -59,6 +59,16 @@ def test_packed_discriminator_gives_one_logit_per_pack_and_trains(tiny_config, s
     assert weights_differ(before_d, dcgan.discriminator.get_weights())
 
 
+@pytest.mark.parametrize("g_loss, expected", [
+    ("non_saturating", lambda logits: np.mean(np.log1p(np.exp(-logits)))),  # -log sigmoid(logit)
+    ("logit", lambda logits: -np.mean(logits)),
+])
+def test_generator_loss_on_known_logits(tiny_config, g_loss, expected):
+    dcgan = train_dcgan.build_dcgan(dict(tiny_config, G_LOSS=g_loss))
+    logits = np.array([[2.5], [-1.0], [0.3], [-4.0]], np.float32)
+    np.testing.assert_allclose(float(dcgan.generator_loss(logits)), expected(logits), rtol=1e-5)
+
+
 def test_one_train_step_changes_both_models_and_returns_finite_losses(dcgan, small_digits):
     before_g = [w.copy() for w in dcgan.generator.get_weights()]
     before_d = [w.copy() for w in dcgan.discriminator.get_weights()]
