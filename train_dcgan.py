@@ -57,7 +57,6 @@ LATENT_DIM = 128           # length of the generator's noise vector
 G_CHANNELS = 128           # generator channels at 7x7; halved at 14x14
 D_CHANNELS = 32            # discriminator channels at 14x14; doubled at 7x7
 DROPOUT = 0.1              # discriminator dropout rate
-PACK = 1                   # the discriminator judges PACK digits at once, stacked as channels (PacGAN); >1 punishes samples that look alike
 D_LEARNING_RATE = 4e-4     # Adam learning rate of the discriminator
 G_LEARNING_RATE = 2e-4     # Adam learning rate of the generator
 G_LOSS = "non_saturating"  # the generator's loss on D's logit l: "non_saturating" (-log sigmoid(l), the DCGAN paper's) or "logit" (-l)
@@ -162,9 +161,6 @@ def validate_config(config):
     if config["PRECISION"] not in ("auto", "float32", "mixed_bfloat16", "mixed_float16"):
         raise BadInputError(f"--precision must be auto, float32, mixed_bfloat16 or mixed_float16 "
                             f"(got {config['PRECISION']!r}).")
-    if config["PACK"] < 1 or config["BATCH_SIZE"] % config["PACK"]:
-        raise BadInputError(f"--pack must be at least 1 and divide --batch_size {config['BATCH_SIZE']} "
-                            f"(got {config['PACK']}); the discriminator judges the batch in groups of PACK digits.")
     if config["G_CHANNELS"] < 2:
         raise BadInputError("--g_channels must be at least 2: it is halved once on the way to 28x28.")
     if config["DATA"] != "auto" and not os.path.exists(config["DATA"]):
@@ -404,12 +400,10 @@ def build_generator(latent_dim, channels):
     ], name="generator")
 
 
-def build_discriminator(channels, dropout, pack=1):
-    """Packs of digits (n, 28, 28, pack) -> one real/fake logit each: two stride-2 convs with LeakyReLU and
-    Dropout. With pack > 1 it sees several digits at once, so a generator that draws the same few kinds of digit
-    is easier to catch than one sample at a time (Lin et al. 2018, PacGAN)."""
+def build_discriminator(channels, dropout):
+    """Digits (n, 28, 28, 1) -> one real/fake logit each: two stride-2 convs with LeakyReLU and Dropout."""
     return keras.Sequential([
-        keras.Input(IMAGE_SHAPE[:2] + (pack,)),
+        keras.Input(IMAGE_SHAPE),
         layers.Conv2D(channels, 4, strides=2, padding="same"),  # 14x14
         layers.LeakyReLU(0.2),
         layers.Dropout(dropout),
@@ -419,12 +413,6 @@ def build_discriminator(channels, dropout, pack=1):
         layers.Flatten(),
         layers.Dense(1, dtype="float32"),  # a logit: the loss applies the sigmoid, in float32
     ], name="discriminator")
-
-
-def pack_digits(images, pack):
-    """(n, 28, 28, 1) -> (n / pack, 28, 28, pack): each run of `pack` consecutive digits becomes one image's channels."""
-    height, width = images.shape[1], images.shape[2]
-    return tf.transpose(tf.reshape(images, (-1, pack, height, width)), (0, 2, 3, 1))
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -444,7 +432,6 @@ class DCGAN(keras.Model):
         self.discriminator = discriminator
         self.ema_decay = ema_decay
         self.g_loss_kind = g_loss
-        self.pack = discriminator.input_shape[-1]
         self.ema_generator = keras.models.clone_model(generator)
         self.ema_generator.set_weights(generator.get_weights())
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
@@ -494,15 +481,14 @@ class DCGAN(keras.Model):
 
     def train_step(self, data):
         real_images, d_noise, g_noise = data
-        packs = tf.shape(real_images)[0] // self.pack  # the batch size divides by PACK, so no pack mixes real and fake
-        ones = tf.ones((packs, 1))
-        zeros = tf.zeros((packs, 1))
+        batch_size = tf.shape(real_images)[0]
+        ones = tf.ones((batch_size, 1))
+        zeros = tf.zeros((batch_size, 1))
 
         # Discriminator: one call on real and generated digits together, half the calls of two batches.
         fake_images = self.generator(d_noise, training=True)
         with tf.GradientTape() as tape:
-            logits = self.discriminator(pack_digits(tf.concat([real_images, fake_images], axis=0), self.pack),
-                                        training=True)
+            logits = self.discriminator(tf.concat([real_images, fake_images], axis=0), training=True)
             d_loss = self.loss_fn(tf.concat([ones, zeros], axis=0), logits)
             scaled_loss = self.d_optimizer.scale_loss(d_loss)  # float16 loss scaling; a no-op otherwise
         grads = tape.gradient(scaled_loss, self.discriminator.trainable_variables)
@@ -510,8 +496,7 @@ class DCGAN(keras.Model):
 
         # Generator: fresh noise, scored by the just-updated discriminator, labelled "real".
         with tf.GradientTape() as tape:
-            fake_logits = self.discriminator(pack_digits(self.generator(g_noise, training=True), self.pack),
-                                             training=True)
+            fake_logits = self.discriminator(self.generator(g_noise, training=True), training=True)
             g_loss = self.generator_loss(fake_logits)
             scaled_loss = self.g_optimizer.scale_loss(g_loss)
         grads = tape.gradient(scaled_loss, self.generator.trainable_variables)
@@ -525,8 +510,8 @@ class DCGAN(keras.Model):
         scores = tf.sigmoid(logits)
         self.d_loss_tracker.update_state(d_loss * replicas)
         self.g_loss_tracker.update_state(g_loss * replicas)
-        self.real_score_tracker.update_state(tf.reduce_mean(scores[:packs]))
-        self.fake_score_tracker.update_state(tf.reduce_mean(scores[packs:]))
+        self.real_score_tracker.update_state(tf.reduce_mean(scores[:batch_size]))
+        self.fake_score_tracker.update_state(tf.reduce_mean(scores[batch_size:]))
         logs = {m.name: m.result() for m in self.metrics}
         if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
             # Keras averages multi-worker logs over their first axis, which scalars do not have.
@@ -559,7 +544,7 @@ def build_dcgan(config, strategy=None):
 
     with strategy.scope():
         dcgan = DCGAN(build_generator(config["LATENT_DIM"], config["G_CHANNELS"]),
-                      build_discriminator(config["D_CHANNELS"], config["DROPOUT"], config["PACK"]),
+                      build_discriminator(config["D_CHANNELS"], config["DROPOUT"]),
                       config["EMA_DECAY"], config["G_LOSS"])
         dcgan.compile(
             d_optimizer=adam(config["D_LEARNING_RATE"]),
@@ -1117,10 +1102,6 @@ def train(config):
     images = load_training_digits(config)
     keras.utils.set_random_seed(config["SEED"])
     strategy = make_strategy(config["STRATEGY"])
-    if config["BATCH_SIZE"] % (strategy.num_replicas_in_sync * config["PACK"]):
-        raise BadInputError(f"--batch_size {config['BATCH_SIZE']} must split into {strategy.num_replicas_in_sync} "
-                            f"devices' equal shares, each a whole number of packs of --pack {config['PACK']} digits; "
-                            f"choose a batch size divisible by {strategy.num_replicas_in_sync * config['PACK']}.")
     chief = is_chief(strategy)
     # In a multi-worker run every worker runs every callback (they must stay in step), but only the chief
     # writes into OUTPUT_DIR; the others write into a temporary folder that is removed at the end.

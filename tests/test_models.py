@@ -38,27 +38,6 @@ def test_discriminator_gives_one_float32_logit_per_digit(dcgan, small_digits):
     assert logits.shape == (7, 1) and logits.dtype == np.float32
 
 
-def test_pack_digits_stacks_consecutive_digits_as_channels(small_digits):
-    digits = small_digits[0][:6]
-    packed = np.asarray(train_dcgan.pack_digits(digits, 3))
-    assert packed.shape == (2, 28, 28, 3)
-    for pack in range(2):
-        for channel in range(3):
-            np.testing.assert_array_equal(packed[pack, :, :, channel], digits[3 * pack + channel, :, :, 0])
-
-
-def test_packed_discriminator_gives_one_logit_per_pack_and_trains(tiny_config, small_digits):
-    dcgan = train_dcgan.build_dcgan(dict(tiny_config, PACK=2))
-    assert dcgan.pack == 2
-    logits = dcgan.discriminator(train_dcgan.pack_digits(small_digits[0][:8], 2), training=False)
-    assert tuple(logits.shape) == (4, 1)
-    before_d = [w.copy() for w in dcgan.discriminator.get_weights()]
-    noise = np.random.default_rng(0).standard_normal((2, 32, 128)).astype(np.float32)
-    logs = dcgan.train_step((small_digits[0][:32], noise[0], noise[1]))
-    assert all(math.isfinite(float(logs[key])) for key in ("d_loss", "g_loss", "d_real", "d_fake"))
-    assert weights_differ(before_d, dcgan.discriminator.get_weights())
-
-
 @pytest.mark.parametrize("g_loss, expected", [
     ("non_saturating", lambda logits: np.mean(np.log1p(np.exp(-logits)))),  # -log sigmoid(logit)
     ("logit", lambda logits: -np.mean(logits)),
