@@ -59,7 +59,7 @@ D_CHANNELS = 32            # discriminator channels at 14x14; doubled at 7x7
 DROPOUT = 0.1              # discriminator dropout rate
 D_LEARNING_RATE = 4e-4     # Adam learning rate of the discriminator
 G_LEARNING_RATE = 2e-4     # Adam learning rate of the generator
-G_LOSS = "non_saturating"  # the generator's loss on D's logit l: "non_saturating" (-log sigmoid(l), the DCGAN paper's) or "logit" (-l)
+G_LOSS = "logit"           # the generator's loss on D's logit l: "non_saturating" (-log sigmoid(l), the DCGAN paper's) or "logit" (-l)
 BETA_1 = 0.5               # Adam beta_1 of both (0.5 is the DCGAN paper's value)
 EMA_DECAY = 0.999          # samples, metrics and generator.keras use a moving average of the generator's weights with this decay per step (0 = the latest weights)
 STRATEGY = "auto"          # "auto" (all GPUs mirrored when there are several, else one device), "mirrored", "multiworker" (TF_CONFIG)
@@ -785,7 +785,7 @@ def plot_losses(rows, path):
         loss_axes.plot(epochs, [row[key] for row in rows], marker=".", label=key)
     for key, label in (("d_real", "D(real)"), ("d_fake", "D(generated)")):
         score_axes.plot(epochs, [row[key] for row in rows], marker=".", label=label)
-    loss_axes.set(xlabel="epoch", ylabel="binary cross-entropy", title="losses")
+    loss_axes.set(xlabel="epoch", ylabel="loss (D: cross-entropy; G: see G_LOSS)", title="losses")
     score_axes.set(xlabel="epoch", ylabel="mean probability 'real'", title="discriminator scores", ylim=(0, 1))
     for axes in (loss_axes, score_axes):
         axes.legend()
