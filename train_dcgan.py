@@ -426,7 +426,7 @@ class DCGAN(keras.Model):
     of settling; the average sits nearer the middle and draws cleaner digits (Yazici et al. 2019).
     """
 
-    def __init__(self, generator, discriminator, ema_decay, g_loss="non_saturating", **kwargs):
+    def __init__(self, generator, discriminator, ema_decay, g_loss, **kwargs):
         super().__init__(**kwargs)
         self.generator = generator
         self.discriminator = discriminator
