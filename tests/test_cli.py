@@ -33,6 +33,8 @@ def test_help_lists_every_constant_with_its_default(capsys):
     (["--g_learning_rate", "0"], "--g_learning_rate must be a positive number"),
     (["--ema_decay", "1"], "--ema_decay must be at least 0 and below 1"),
     (["--g_loss", "wasserstein"], "--g_loss must be non_saturating or logit"),
+    (["--lr_decay_epochs", "60"], "--lr_decay_epochs must be between 0 .no decay. and --epochs 50"),
+    (["--lr_decay_epochs", "-1"], "--lr_decay_epochs must be between 0"),
 ])
 def test_bad_values_are_clear_errors(argv, message):
     with pytest.raises(train_dcgan.BadInputError, match=message):
