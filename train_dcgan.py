@@ -57,6 +57,7 @@ LATENT_DIM = 128           # length of the generator's noise vector
 G_CHANNELS = 128           # generator channels at 7x7; halved at 14x14
 D_CHANNELS = 32            # discriminator channels at 14x14; doubled at 7x7
 DROPOUT = 0.1              # discriminator dropout rate
+D_GROUP_STD = 0            # the discriminator also sees how much digits differ within groups of this many (minibatch std-dev; 0 = off)
 D_LEARNING_RATE = 4e-4     # Adam learning rate of the discriminator
 G_LEARNING_RATE = 2e-4     # Adam learning rate of the generator
 LR_DECAY_EPOCHS = 0        # both learning rates fall to 0 along a half cosine over the last N epochs (0 = constant throughout)
@@ -155,6 +156,9 @@ def validate_config(config):
         raise BadInputError(f"--g_loss must be non_saturating or logit (got {config['G_LOSS']!r}).")
     if not 0 <= config["BETA_1"] < 1:
         raise BadInputError(f"--beta_1 must be in [0, 1) (got {config['BETA_1']}).")
+    if config["D_GROUP_STD"] < 0 or (config["D_GROUP_STD"] and config["BATCH_SIZE"] % config["D_GROUP_STD"]):
+        raise BadInputError(f"--d_group_std must be 0 (off) or divide --batch_size {config['BATCH_SIZE']} "
+                            f"(got {config['D_GROUP_STD']}); 4 is the usual group size.")
     if not 0 <= config["DROPOUT"] < 1:
         raise BadInputError(f"--dropout must be in [0, 1) (got {config['DROPOUT']}).")
     if config["STRATEGY"] not in ("auto", "mirrored", "multiworker"):
@@ -404,8 +408,44 @@ def build_generator(latent_dim, channels):
     ], name="generator")
 
 
-def build_discriminator(channels, dropout):
-    """Digits (n, 28, 28, 1) -> one real/fake logit each: two stride-2 convs with LeakyReLU and Dropout."""
+@keras.saving.register_keras_serializable(package="train_dcgan")
+class GroupStdDev(layers.Layer):
+    """Appends one feature map: how much the digits in each group of `group_size` consecutive digits differ.
+
+    A generator that draws the same few digits for different noise makes groups that vary less than real
+    ones; this lets the discriminator see it and push back (the minibatch standard deviation of Karras et al.
+    2018). Groups are consecutive, so a batch of real digits followed by as many generated ones never mixes
+    the two in a group when the group size divides the batch size. A batch it does not divide (a user's odd
+    batch through the saved model) gets groups of one, whose spread is 0.
+    """
+
+    def __init__(self, group_size, **kwargs):
+        super().__init__(**kwargs)
+        self.group_size = group_size
+
+    def call(self, features):
+        count = tf.shape(features)[0]
+        group = tf.where(count % self.group_size == 0, self.group_size, 1)
+        values = tf.cast(features, "float32")
+        grouped = tf.reshape(values, tf.concat([[count // group, group], tf.shape(values)[1:]], axis=0))
+        # The small constant keeps the square root's gradient finite where a group agrees exactly (dropout
+        # can zero the same unit in all its digits).
+        std = tf.sqrt(tf.math.reduce_variance(grouped, axis=1) + 1e-8)
+        spread = tf.reduce_mean(std, axis=[1, 2, 3])  # one number per group
+        per_digit = tf.repeat(spread, group)
+        feature_map = tf.ones_like(values[..., :1]) * per_digit[:, None, None, None]
+        return tf.concat([features, tf.cast(feature_map, features.dtype)], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[:-1] + (input_shape[-1] + 1,)
+
+    def get_config(self):
+        return dict(super().get_config(), group_size=self.group_size)
+
+
+def build_discriminator(channels, dropout, group_std=0):
+    """Digits (n, 28, 28, 1) -> one real/fake logit each: two stride-2 convs with LeakyReLU and Dropout, and
+    with `group_std` > 0 the within-group spread as an extra 7x7 feature map before the output."""
     return keras.Sequential([
         keras.Input(IMAGE_SHAPE),
         layers.Conv2D(channels, 4, strides=2, padding="same"),  # 14x14
@@ -414,6 +454,7 @@ def build_discriminator(channels, dropout):
         layers.Conv2D(channels * 2, 4, strides=2, padding="same"),  # 7x7
         layers.LeakyReLU(0.2),
         layers.Dropout(dropout),
+        *([GroupStdDev(group_std)] if group_std else []),
         layers.Flatten(),
         layers.Dense(1, dtype="float32"),  # a logit: the loss applies the sigmoid, in float32
     ], name="discriminator")
@@ -566,7 +607,7 @@ def build_dcgan(config, strategy=None, steps_per_epoch=None):
 
     with strategy.scope():
         dcgan = DCGAN(build_generator(config["LATENT_DIM"], config["G_CHANNELS"]),
-                      build_discriminator(config["D_CHANNELS"], config["DROPOUT"]),
+                      build_discriminator(config["D_CHANNELS"], config["DROPOUT"], config["D_GROUP_STD"]),
                       config["EMA_DECAY"], config["G_LOSS"])
         dcgan.compile(
             d_optimizer=adam(config["D_LEARNING_RATE"]),
@@ -838,7 +879,7 @@ def read_checkpoint_state(checkpoint_dir):
 
 
 # Settings that change the models' shapes: a checkpoint made with other values cannot be loaded.
-SHAPE_SETTINGS = ["LATENT_DIM", "G_CHANNELS", "D_CHANNELS"]
+SHAPE_SETTINGS = ["LATENT_DIM", "G_CHANNELS", "D_CHANNELS", "D_GROUP_STD"]
 
 
 def restore_checkpoint(dcgan, checkpoint_dir, config):

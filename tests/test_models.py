@@ -91,6 +91,33 @@ def test_checkpoint_weights_restore_both_optimizers_moments(dcgan, tiny_config, 
     assert weights_differ(dcgan.ema_generator.get_weights(), dcgan.generator.get_weights())
 
 
+def test_group_std_feature_is_each_groups_spread_and_never_mixes_groups():
+    layer = train_dcgan.GroupStdDev(2)
+    same = np.ones((2, 3, 3, 2), np.float32)                    # a group of identical digits: spread 0
+    different = np.stack([np.zeros((3, 3, 2)), np.full((3, 3, 2), 4.0)]).astype(np.float32)  # spread 2
+    out = np.asarray(layer(np.concatenate([same, different])))
+    assert out.shape == (4, 3, 3, 3)
+    np.testing.assert_array_equal(out[..., :2], np.concatenate([same, different]))
+    np.testing.assert_allclose(out[:2, ..., 2], 0.0, atol=1e-3)
+    np.testing.assert_allclose(out[2:, ..., 2], 2.0, rtol=1e-5)
+    odd = np.asarray(layer(different[:1]))                      # one digit: a group of one, spread 0
+    np.testing.assert_allclose(odd[..., 2], 0.0, atol=1e-3)
+
+
+def test_discriminator_with_group_std_trains_and_reloads(tiny_config, small_digits, tmp_path):
+    dcgan = train_dcgan.build_dcgan(dict(tiny_config, D_GROUP_STD=4))
+    assert any(isinstance(layer, train_dcgan.GroupStdDev) for layer in dcgan.discriminator.layers)
+    noise = np.random.default_rng(0).standard_normal((2, 32, 128)).astype(np.float32)
+    logs = dcgan.train_step((small_digits[0][:32], noise[0], noise[1]))
+    assert math.isfinite(float(logs["d_loss"])) and math.isfinite(float(logs["g_loss"]))
+    path = str(tmp_path / "discriminator.keras")
+    dcgan.discriminator.save(path)
+    reloaded = keras.models.load_model(path)
+    digits = small_digits[0][:8]
+    np.testing.assert_allclose(np.asarray(reloaded(digits, training=False)),
+                               np.asarray(dcgan.discriminator(digits, training=False)), rtol=1e-5, atol=1e-5)
+
+
 def test_learning_rate_holds_then_falls_to_zero_over_the_last_epochs():
     schedule = train_dcgan.learning_rate_schedule(2e-4, epochs=5, decay_epochs=2, steps_per_epoch=10)
     rates = [float(schedule(step)) for step in (0, 29, 30, 40, 50, 80)]
