@@ -60,7 +60,6 @@ DROPOUT = 0.1              # discriminator dropout rate
 D_GROUP_STD = 0            # the discriminator also sees how much digits differ within groups of this many (minibatch std-dev; 0 = off)
 D_LEARNING_RATE = 4e-4     # Adam learning rate of the discriminator
 G_LEARNING_RATE = 2e-4     # Adam learning rate of the generator
-LR_DECAY_EPOCHS = 0        # both learning rates fall to 0 along a half cosine over the last N epochs (0 = constant throughout)
 G_LOSS = "logit"           # the generator's loss on D's logit l: "non_saturating" (-log sigmoid(l), the DCGAN paper's) or "logit" (-l)
 BETA_1 = 0.5               # Adam beta_1 of both (0.5 is the DCGAN paper's value)
 EMA_DECAY = 0.999          # samples, metrics and generator.keras use a moving average of the generator's weights with this decay per step (0 = the latest weights)
@@ -143,9 +142,6 @@ def validate_config(config):
     for name in ["MAX_TRAIN_IMAGES", "METRICS_EVERY"]:
         if config[name] < 0:
             raise BadInputError(f"--{name.lower()} must be 0 or more (got {config[name]}).")
-    if not 0 <= config["LR_DECAY_EPOCHS"] <= config["EPOCHS"]:
-        raise BadInputError(f"--lr_decay_epochs must be between 0 (no decay) and --epochs {config['EPOCHS']} "
-                            f"(got {config['LR_DECAY_EPOCHS']}).")
     if not 0 <= config["EMA_DECAY"] < 1:
         raise BadInputError(f"--ema_decay must be at least 0 and below 1 (got {config['EMA_DECAY']}); "
                             f"0.999 averages over about 1,000 steps, 0 uses the latest weights.")
@@ -575,32 +571,14 @@ def make_strategy(name):
     return tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
 
 
-def learning_rate_schedule(base_rate, epochs, decay_epochs, steps_per_epoch):
-    """`base_rate` for the first epochs, then a half cosine down to 0 over the last `decay_epochs`.
-
-    The rate follows the optimizer's step counter, which the checkpoint keeps, so a resumed run continues
-    the same curve. Keras' CosineDecay does the hold with its warm-up phase, warming up from the rate to itself.
-    """
-    if decay_epochs == 0:
-        return base_rate
-    hold_steps = (epochs - decay_epochs) * steps_per_epoch
-    return keras.optimizers.schedules.CosineDecay(
-        base_rate, decay_steps=decay_epochs * steps_per_epoch,
-        warmup_target=base_rate if hold_steps else None, warmup_steps=hold_steps)
-
-
-def build_dcgan(config, strategy=None, steps_per_epoch=None):
+def build_dcgan(config, strategy=None):
     """Generator, discriminator and the compiled DCGAN, built in the strategy's scope under the precision
-    policy that PRECISION resolves to. `steps_per_epoch` is needed only to place an LR_DECAY_EPOCHS decay."""
+    policy that PRECISION resolves to."""
     strategy = strategy or tf.distribute.get_strategy()
     policy = choose_precision(config["PRECISION"])
     keras.mixed_precision.set_global_policy(policy)
-    if config["LR_DECAY_EPOCHS"] and not steps_per_epoch:
-        raise ValueError("build_dcgan needs steps_per_epoch when LR_DECAY_EPOCHS is set")
 
-    def adam(base_rate):
-        learning_rate = learning_rate_schedule(base_rate, config["EPOCHS"], config["LR_DECAY_EPOCHS"],
-                                               steps_per_epoch)
+    def adam(learning_rate):
         optimizer = keras.optimizers.Adam(learning_rate, beta_1=config["BETA_1"])
         # float16 gradients underflow without loss scaling; bfloat16 has float32's range and needs none.
         return keras.optimizers.LossScaleOptimizer(optimizer) if policy == "mixed_float16" else optimizer
@@ -1182,7 +1160,7 @@ def fit_and_write_outputs(config, images, strategy, chief, output_dir, started):
     steps_per_execution = min(config["STEPS_PER_EXECUTION"], steps_per_epoch)
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         steps_per_execution = 1  # Keras 3.15's multi-step loop fails to run under MultiWorkerMirroredStrategy
-    dcgan = build_dcgan(dict(config, STEPS_PER_EXECUTION=steps_per_execution), strategy, steps_per_epoch)
+    dcgan = build_dcgan(dict(config, STEPS_PER_EXECUTION=steps_per_execution), strategy)
     print(f"precision policy: {keras.mixed_precision.global_policy().name}; {strategy.num_replicas_in_sync} "
           f"replica(s) ({type(strategy).__name__}), {config['BATCH_SIZE']} digits per step in all")
     dcgan.generator.summary()

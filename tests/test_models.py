@@ -118,38 +118,6 @@ def test_discriminator_with_group_std_trains_and_reloads(tiny_config, small_digi
                                np.asarray(dcgan.discriminator(digits, training=False)), rtol=1e-5, atol=1e-5)
 
 
-def test_learning_rate_holds_then_falls_to_zero_over_the_last_epochs():
-    schedule = train_dcgan.learning_rate_schedule(2e-4, epochs=5, decay_epochs=2, steps_per_epoch=10)
-    rates = [float(schedule(step)) for step in (0, 29, 30, 40, 50, 80)]
-    np.testing.assert_allclose(rates, [2e-4, 2e-4, 2e-4, 1e-4, 0.0, 0.0], atol=1e-9)
-    assert train_dcgan.learning_rate_schedule(2e-4, epochs=5, decay_epochs=0, steps_per_epoch=10) == 2e-4
-
-
-def test_decay_over_the_whole_run_starts_falling_at_once():
-    schedule = train_dcgan.learning_rate_schedule(1e-3, epochs=2, decay_epochs=2, steps_per_epoch=10)
-    np.testing.assert_allclose([float(schedule(step)) for step in (0, 10, 20)], [1e-3, 5e-4, 0.0], atol=1e-9)
-
-
-def test_decaying_rates_follow_training_and_survive_a_checkpoint(tiny_config, small_digits, tmp_path):
-    config = dict(tiny_config, EPOCHS=2, LR_DECAY_EPOCHS=1)
-    steps_per_epoch = 300 // 32
-    dcgan = train_dcgan.build_dcgan(config, steps_per_epoch=steps_per_epoch)
-    dataset = train_dcgan.make_dataset(small_digits[0], 32, 0, 128)
-    dcgan.fit(dataset, epochs=1, verbose=0, shuffle=False)
-    for optimizer, base in ((dcgan.d_optimizer, config["D_LEARNING_RATE"]),
-                            (dcgan.g_optimizer, config["G_LEARNING_RATE"])):
-        assert float(optimizer.learning_rate) == pytest.approx(base)  # epoch 1 of 2 holds the rate
-    path = str(tmp_path / "state.weights.h5")
-    dcgan.save_weights(path)
-    restored = train_dcgan.build_dcgan(config, steps_per_epoch=steps_per_epoch)
-    restored.load_weights(path)
-    restored.fit(dataset, epochs=2, initial_epoch=1, verbose=0, shuffle=False)
-    assert float(restored.d_optimizer.learning_rate) == pytest.approx(0.0, abs=1e-12)
-    assert float(restored.g_optimizer.learning_rate) == pytest.approx(0.0, abs=1e-12)
-    with pytest.raises(ValueError, match="steps_per_epoch"):
-        train_dcgan.build_dcgan(config)
-
-
 def test_nan_loss_stops_training_with_a_clear_error(dcgan):
     poisoned = np.full((64, 28, 28, 1), np.nan, dtype=np.float32)
     with pytest.raises(train_dcgan.TrainingDivergedError, match="d_loss=nan"):
