@@ -869,10 +869,12 @@ def restore_checkpoint(dcgan, checkpoint_dir, config):
     if state["finished"]:
         print(f"the run in {checkpoint_dir} finished all its epochs: training anew")
         return 0
-    changed = [f"{name} was {state['config'][name]}, now {config[name]}" for name in SHAPE_SETTINGS
-               if state["config"].get(name) != config[name]]
+    # A checkpoint written before D_GROUP_STD existed was made without the feature, i.e. with 0.
+    saved = dict({"D_GROUP_STD": 0}, **state["config"])
+    changed = [f"{name} was {saved[name]}, now {config[name]}" for name in SHAPE_SETTINGS
+               if saved.get(name) != config[name]]
     if changed:
-        flags = " ".join(f"--{name.lower()} {state['config'][name]}" for name in SHAPE_SETTINGS)
+        flags = " ".join(f"--{name.lower()} {saved[name]}" for name in SHAPE_SETTINGS)
         raise BadInputError(f"the unfinished run in {checkpoint_dir} (epoch {state['epoch']}) used other model "
                             f"sizes ({'; '.join(changed)}). Resume it with {flags}, or delete {checkpoint_dir} "
                             f"(or pick another --output_dir) to train anew.")

@@ -184,3 +184,11 @@ def test_saved_generator_is_the_averaged_one(dcgan, small_digits, tmp_path):
     saved = keras.models.load_model(str(tmp_path / "generator.keras")).get_weights()
     assert_same_weights(saved, dcgan.ema_generator.get_weights())
     assert weights_differ(saved, dcgan.generator.get_weights())
+
+
+def test_checkpoint_from_before_group_std_resumes_only_without_it(tiny_config, tmp_path):
+    old_config = {name: value for name, value in tiny_config.items() if name != "D_GROUP_STD"}
+    train_dcgan.write_checkpoint_state(str(tmp_path), {"epoch": 1, "weights": "missing.weights.h5",
+                                                       "finished": False, "config": old_config})
+    with pytest.raises(train_dcgan.BadInputError, match="D_GROUP_STD was 0, now 4.*--d_group_std 0"):
+        train_dcgan.restore_checkpoint(None, str(tmp_path), dict(tiny_config, D_GROUP_STD=4))
