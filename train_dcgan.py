@@ -872,7 +872,7 @@ def restore_checkpoint(dcgan, checkpoint_dir, config):
     # A checkpoint written before D_GROUP_STD existed was made without the feature, i.e. with 0.
     saved = dict({"D_GROUP_STD": 0}, **state["config"])
     changed = [f"{name} was {saved[name]}, now {config[name]}" for name in SHAPE_SETTINGS
-               if saved.get(name) != config[name]]
+               if saved[name] != config[name]]
     if changed:
         flags = " ".join(f"--{name.lower()} {saved[name]}" for name in SHAPE_SETTINGS)
         raise BadInputError(f"the unfinished run in {checkpoint_dir} (epoch {state['epoch']}) used other model "
