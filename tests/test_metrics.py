@@ -1,5 +1,7 @@
 """FID, KID, precision/recall, class balance and the mode-collapse alarm, on real digits and on noise."""
+import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -8,8 +10,8 @@ import train_dcgan
 
 
 @pytest.fixture(scope="module")
-def evaluator(classifier_cache, mnist_test):
-    classifier = train_dcgan.load_or_train_classifier(classifier_cache, None, None, None, None)
+def evaluator(mnist_test):
+    classifier = train_dcgan.load_classifier()
     return train_dcgan.QualityEvaluator(classifier, mnist_test[0][:2000], samples=500, latent_dim=128, seed=0)
 
 
@@ -49,15 +51,46 @@ def test_real_digits_beat_noise_on_every_measure(evaluator, mnist_train):
     real = evaluator.evaluate_images(mnist_train[0][:500])
     noise = evaluator.evaluate_images(np.random.default_rng(0).random((500, 28, 28, 1), dtype=np.float32))
     assert real["fid"] < noise["fid"] and real["kid"] < noise["kid"]
-    assert real["precision"] > noise["precision"] and real["recall"] > noise["recall"]
+    assert real["recall"] > noise["recall"]
+    # Precision cannot tell noise from digits in this feature space (noise lands among faint real digits, whose
+    # k-NN balls are wide); it does tell digits moved off the real digits' manifold.
+    shifted = evaluator.evaluate_images(np.roll(mnist_train[0][:500], 4, axis=2))
+    assert real["precision"] > shifted["precision"] + 0.3
     assert real["class_entropy"] > noise["class_entropy"] and real["min_class_share"] > noise["min_class_share"]
     assert real["mean_confidence"] > noise["mean_confidence"]
     assert train_dcgan.mode_collapse_warnings(real, None) == []
 
 
-def test_the_cached_classifier_is_reused(classifier_cache, capsys):
-    path = os.path.join(classifier_cache, "mnist_classifier.keras")
-    modified = os.path.getmtime(path)
-    classifier = train_dcgan.load_or_train_classifier(classifier_cache, None, None, None, None)
-    assert "using the cached MNIST classifier" in capsys.readouterr().out
-    assert os.path.getmtime(path) == modified and classifier.output_shape == (None, 10)
+def test_the_committed_classifier_matches_its_card_and_reads_real_digits(mnist_test):
+    classifier = train_dcgan.load_classifier()
+    with open(train_dcgan.CLASSIFIER_PATH + ".json") as file:
+        card = json.load(file)
+    assert train_dcgan.weights_fingerprint(classifier) == card["fingerprint"]
+    images, labels = mnist_test
+    accuracy = (classifier.predict(images[:2000], verbose=0).argmax(1) == labels[:2000]).mean()
+    assert accuracy > 0.98 and card["test_accuracy"] > 0.99
+
+
+def test_a_changed_classifier_is_refused(tmp_path):
+    path = str(tmp_path / "mnist_classifier.weights.h5")
+    shutil.copy(train_dcgan.CLASSIFIER_PATH, path)
+    with open(train_dcgan.CLASSIFIER_PATH + ".json") as file:
+        card = json.load(file)
+    with open(path + ".json", "w") as file:
+        json.dump(dict(card, fingerprint="0" * 16), file)
+    with pytest.raises(train_dcgan.BadInputError, match="does not match its fingerprint"):
+        train_dcgan.load_classifier(path)
+    os.remove(path + ".json")
+    with pytest.raises(train_dcgan.BadInputError, match="could not be loaded"):
+        train_dcgan.load_classifier(path)
+
+
+def test_classifier_training_is_deterministic_and_round_trips(tmp_path, mnist_train, mnist_test):
+    data = (mnist_train[0][:512], mnist_train[1][:512], mnist_test[0][:256], mnist_test[1][:256])
+    first, accuracy = train_dcgan.train_classifier(*data, epochs=1)
+    second, _ = train_dcgan.train_classifier(*data, epochs=1)
+    assert train_dcgan.weights_fingerprint(first) == train_dcgan.weights_fingerprint(second)
+    path = str(tmp_path / "classifier.weights.h5")
+    card = train_dcgan.save_classifier(first, accuracy, path)
+    assert card["test_accuracy"] == accuracy
+    assert train_dcgan.weights_fingerprint(train_dcgan.load_classifier(path)) == card["fingerprint"]
