@@ -30,16 +30,41 @@ import warnings
 import zipfile
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out of the log
+# TensorFlow's C++ log: warnings and errors only; on a machine without an NVIDIA driver not even errors, since
+# there the GPU probe logs "failed call to cuInit ... UNKNOWN ERROR (303)" on every healthy run.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2" if os.path.exists("/proc/driver/nvidia") else "3")
 
-import imageio.v3 as iio
-import keras
-import matplotlib
-import numpy as np
-import scipy.linalg
-import tensorflow as tf
-from keras import layers
-from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
+
+@contextlib.contextmanager
+def start_up_chatter_filtered(markers=("absl::InitializeLog()", "port.cc:", "cudart_stub.cc:",
+                                       "cpu_feature_guard.cc:", "rebuild TensorFlow with the appropriate")):
+    """TensorFlow's libraries print informational lines to the process's stderr while they load, before its log
+    level applies (one says "round-off errors", one "Could not find cuda drivers"). Catch stderr while they
+    load and pass on every other line."""
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as caught:
+        os.dup2(caught.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            caught.seek(0)
+            for line in caught.read().decode(errors="replace").splitlines(keepends=True):
+                if not any(marker in line for marker in markers):
+                    sys.stderr.write(line)
+
+
+with start_up_chatter_filtered():
+    import keras
+    import tensorflow as tf
+    from keras import layers
+
+import imageio.v3 as iio  # noqa: E402  (the imports below follow TensorFlow's, whose start-up lines are filtered)
+import matplotlib  # noqa: E402
+import numpy as np  # noqa: E402
+import scipy.linalg  # noqa: E402
+from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError  # noqa: E402
 
 matplotlib.use("Agg")  # plots go to files; no display is needed
 import matplotlib.pyplot as plt  # noqa: E402  (must follow the backend choice)
@@ -67,6 +92,7 @@ PRECISION = "auto"         # "auto" (bfloat16 on CPUs with bf16 units, float16 o
 STEPS_PER_EXECUTION = 25   # training steps TensorFlow runs per call from Python; higher = less overhead, coarser progress bar
 GRID_ROWS = 10             # the sample grid is GRID_ROWS x GRID_ROWS digits from fixed noise
 GIF_FRAME_SECONDS = 0.2    # how long each epoch's frame shows in the GIF
+INTERPOLATION_FRAMES = 96  # frames of interpolation.gif (--interpolate): a loop through 4 random latent points per digit
 METRICS_EVERY = 10         # compute FID, KID, precision/recall and class balance every N epochs and after the last (0 = never)
 METRICS_SAMPLES = 10000    # generated digits per metrics evaluation
 SEED = 42                  # fixes weight initialisation, noise, shuffling and the sample grid's noise
@@ -124,10 +150,16 @@ def build_arg_parser():
         parser.add_argument(f"--{name.lower()}", dest=name, type=convert, default=default,
                             metavar=type(default).__name__.upper(), help=comments.get(name, ""))
     actions = parser.add_argument_group("actions instead of training")
-    actions.add_argument("--generate", type=int, metavar="N", default=0,
+    actions.add_argument("--generate", type=int, metavar="N", default=None,
                          help="write N digits from OUTPUT_DIR/generator.keras to OUTPUT_DIR/generated/ and exit")
     actions.add_argument("--evaluate", action="store_true",
                          help="print the quality metrics of OUTPUT_DIR/generator.keras and exit")
+    actions.add_argument("--interpolate", action="store_true",
+                         help="write OUTPUT_DIR/interpolation.gif, digits morphing along loops through the latent "
+                              "space, from the saved generator, and exit")
+    actions.add_argument("--pretrained", action="store_true",
+                         help="with --generate, --evaluate or --interpolate: use the committed "
+                              "pretrained/generator.keras instead of OUTPUT_DIR/generator.keras")
     actions.add_argument("--train_classifier", action="store_true",
                          help="retrain the metrics' fixed MNIST classifier (pretrained/) deterministically and exit")
     return parser
@@ -136,7 +168,7 @@ def build_arg_parser():
 def validate_config(config):
     """Check every value that can be checked before loading anything; raise BadInputError naming the fix."""
     positive = ["EPOCHS", "BATCH_SIZE", "LATENT_DIM", "G_CHANNELS", "D_CHANNELS", "STEPS_PER_EXECUTION",
-                "GRID_ROWS", "METRICS_SAMPLES"]
+                "GRID_ROWS", "METRICS_SAMPLES", "INTERPOLATION_FRAMES"]
     for name in positive:
         if config[name] < 1:
             raise BadInputError(f"--{name.lower()} must be at least 1 (got {config[name]}).")
@@ -172,11 +204,20 @@ def validate_config(config):
         raise missing_data_error(config["DATA"])
 
 
+def validate_actions(args):
+    if args.generate is not None and args.generate < 1:
+        raise BadInputError(f"--generate needs a number of digits of at least 1 (got {args.generate}).")
+    if args.pretrained and not (args.generate or args.evaluate or args.interpolate):
+        raise BadInputError("--pretrained picks the generator for --generate N, --evaluate or --interpolate; "
+                            "add one of them (training always starts from fresh weights).")
+
+
 def parse_config(argv):
     """Parse the command line into (config dict of constants, action arguments)."""
     args = build_arg_parser().parse_args(argv)
     config = {name: getattr(args, name) for name in DEFAULT_CONFIG}
     validate_config(config)
+    validate_actions(args)
     return config, args
 
 
@@ -690,7 +731,9 @@ class QualityMetricsWriter(keras.callbacks.Callback):
             return
         started = time.perf_counter()
         metrics = self.evaluator.evaluate_generator(self.model.ema_generator)
-        print(f"\nepoch {epoch} quality ({time.perf_counter() - started:.0f} s): {format_metrics(metrics)}")
+        newline = "\n" if sys.stdout.isatty() else ""  # on a terminal, step off the progress bar's line
+        print(f"{newline}epoch {epoch} quality ({time.perf_counter() - started:.0f} s): {format_metrics(metrics)}",
+              flush=True)
         for warning in mode_collapse_warnings(metrics, self.rows[-1] if self.rows else None):
             print(f"WARNING: {warning}")
         self.rows.append({"epoch": epoch, **metrics})
@@ -738,9 +781,51 @@ class ResumeCheckpoint(keras.callbacks.Callback):
                 os.remove(old)
 
 
+class TensorBoardWriter(keras.callbacks.Callback):
+    """OUTPUT_DIR/tensorboard/: each epoch's losses, D's scores and images/s, the quality metrics in the epochs
+    that compute them, and the sample grid, at step = epoch number. Placed after the checkpoint, so a run killed
+    in between and resumed writes no epoch twice: its curves simply continue (`tensorboard --logdir outputs`)."""
+
+    def __init__(self, log_dir, samples_dir, quality_writer=None):
+        super().__init__()
+        self.writer = tf.summary.create_file_writer(log_dir)
+        self.samples_dir = samples_dir
+        self.quality_writer = quality_writer
+
+    def on_epoch_end(self, epoch, logs=None):
+        scalars = {name: float(value) for name, value in logs.items()}
+        quality_rows = self.quality_writer.rows if self.quality_writer else []
+        if quality_rows and quality_rows[-1]["epoch"] == epoch + 1:
+            scalars.update({f"quality/{name}": value for name, value in quality_rows[-1].items() if name != "epoch"})
+        with Image.open(sample_path(self.samples_dir, epoch + 1)) as grid:
+            pixels = np.asarray(grid.convert("L"))
+        with self.writer.as_default(step=epoch + 1):
+            for name, value in scalars.items():
+                tf.summary.scalar(name, value)
+            tf.summary.image("samples", pixels[None, :, :, None])
+        self.writer.flush()
+
+
+class PlainEpochLog(keras.callbacks.Callback):
+    """One plain line per epoch, for logs that are not a terminal (`> train.log`, nohup, a cluster job), where
+    Keras' progress bar would write dozens of redraws with carriage returns and colour codes. Placed last."""
+
+    def __init__(self, epochs):
+        super().__init__()
+        self.epochs = epochs
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        values = ", ".join(f"{name} {float(logs[name]):.4f}" for name in HISTORY_COLUMNS[1:])
+        print(f"epoch {epoch + 1}/{self.epochs}: {values}, {float(logs['images_per_s']):.0f} images/s, "
+              f"{time.perf_counter() - self.started:.0f} s", flush=True)
+
+
 class EpochTimer(keras.callbacks.Callback):
-    """Adds the epoch's throughput to the logs, so the progress bar shows it; placed last among ours, so the
-    time includes writing the epoch's outputs."""
+    """Adds the epoch's throughput to the logs, so the progress bar, TensorBoard and the plain log show it;
+    placed after the callbacks that write the epoch's outputs, so its time includes them."""
 
     def __init__(self, images_per_epoch):
         super().__init__()
@@ -1218,20 +1303,26 @@ def fit_and_write_outputs(config, images, strategy, chief, output_dir, started):
     save_grid_png(real_digits, os.path.join(output_dir, "real_samples.png"))
 
     checkpoint_dir = checkpoint_dir_of(output_dir)
+    quality_writer = None
+    if config["METRICS_EVERY"] and chief:
+        quality_writer = QualityMetricsWriter(build_quality_evaluator(config), output_dir, config["METRICS_EVERY"],
+                                              config["EPOCHS"],
+                                              read_csv_rows(os.path.join(output_dir, "metrics.csv"), done_epochs))
+    interactive = sys.stdout.isatty()
     callbacks = [NonFiniteLossGuard(),
                  SampleGridSaver(fixed_sample_noise(config), samples_dir),
-                 HistoryWriter(output_dir, read_csv_rows(os.path.join(output_dir, "history.csv"), done_epochs))]
-    if config["METRICS_EVERY"] and chief:
-        callbacks.append(QualityMetricsWriter(build_quality_evaluator(config), output_dir, config["METRICS_EVERY"],
-                                              config["EPOCHS"],
-                                              read_csv_rows(os.path.join(output_dir, "metrics.csv"), done_epochs)))
-    callbacks += [ModelSaver(output_dir), ResumeCheckpoint(checkpoint_dir, config),
-                  EpochTimer(steps_per_epoch * config["BATCH_SIZE"])]
+                 HistoryWriter(output_dir, read_csv_rows(os.path.join(output_dir, "history.csv"), done_epochs)),
+                 *([quality_writer] if quality_writer else []),
+                 ModelSaver(output_dir), ResumeCheckpoint(checkpoint_dir, config),
+                 EpochTimer(steps_per_epoch * config["BATCH_SIZE"]),
+                 TensorBoardWriter(os.path.join(output_dir, "tensorboard"), samples_dir, quality_writer),
+                 *([] if interactive else [PlainEpochLog(config["EPOCHS"])])]
 
     training_started = time.perf_counter()
     try:
         dcgan.fit(make_dataset(images, config["BATCH_SIZE"], config["SEED"], config["LATENT_DIM"]),
-                  epochs=config["EPOCHS"], initial_epoch=done_epochs, callbacks=callbacks, shuffle=False, verbose=1)
+                  epochs=config["EPOCHS"], initial_epoch=done_epochs, callbacks=callbacks, shuffle=False,
+                  verbose=1 if interactive else 0)
     except KeyboardInterrupt:
         state = read_checkpoint_state(checkpoint_dir)
         print(f"\ninterrupted after epoch {state['epoch'] if state else 0}; run the same command again to resume.")
@@ -1249,22 +1340,26 @@ def fit_and_write_outputs(config, images, strategy, chief, output_dir, started):
     return 0
 
 
-def load_saved_generator(output_dir):
-    path = os.path.join(output_dir, "generator.keras")
+PRETRAINED_GENERATOR_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pretrained", "generator.keras")
+
+
+def load_saved_generator(path):
+    if not os.path.exists(path) and path == PRETRAINED_GENERATOR_PATH:
+        raise BadInputError(f"the committed pretrained generator {path} is missing. Restore it with "
+                            f"`git checkout -- {os.path.dirname(path)}`, or train your own and leave out --pretrained.")
     if not os.path.exists(path):
         raise BadInputError(f"there is no trained generator at {path}. Train one first with "
-                            f"`python train_dcgan.py`, or point --output_dir at a finished run's folder.")
+                            f"`python train_dcgan.py`, point --output_dir at a finished run's folder, or pass "
+                            f"--pretrained to use the committed one.")
     try:
         return keras.models.load_model(path)
     except Exception as error:  # a damaged zip or config surfaces as many exception types
         raise BadInputError(f"{path} could not be loaded ({error}). Train again to replace it.") from None
 
 
-def generate_digits(config, count):
+def generate_digits(config, count, generator_path):
     """--generate N: N digits from the saved generator as a grid, single PNGs and a .npy array."""
-    if count < 1:
-        raise BadInputError(f"--generate needs a number of digits of at least 1 (got {count}).")
-    generator = load_saved_generator(config["OUTPUT_DIR"])
+    generator = load_saved_generator(generator_path)
     latent_dim = generator.input_shape[-1]
     noise = np.random.default_rng(config["SEED"]).standard_normal((count, latent_dim)).astype(np.float32)
     images = np.asarray(generator.predict(noise, batch_size=1000, verbose=0), dtype=np.float32)
@@ -1282,17 +1377,53 @@ def generate_digits(config, count):
     return 0
 
 
-def evaluate_saved(config):
+def evaluate_saved(config, generator_path):
     """--evaluate: the quality metrics of the saved generator, printed as a table."""
-    generator = load_saved_generator(config["OUTPUT_DIR"])
+    generator = load_saved_generator(generator_path)
     metrics = build_quality_evaluator(dict(config, LATENT_DIM=generator.input_shape[-1]))
     result = metrics.evaluate_generator(generator)
-    print(f"\nquality of {os.path.join(config['OUTPUT_DIR'], 'generator.keras')} "
+    print(f"\nquality of {generator_path} "
           f"({config['METRICS_SAMPLES']:,} samples vs the 10,000 MNIST test digits):")
     for name in METRICS_COLUMNS[1:]:
         print(f"  {name:16s} {result[name]:.4f}")
     for warning in mode_collapse_warnings(result, None):
         print(f"WARNING: {warning}")
+    return 0
+
+
+def slerp(start, end, fraction):
+    """Spherical interpolation between latent vectors: the path keeps the norm that Gaussian noise has, where a
+    straight line would pass through unlikely, too-short vectors halfway."""
+    cos_angle = np.sum(start * end, -1, keepdims=True) / (
+        np.linalg.norm(start, axis=-1, keepdims=True) * np.linalg.norm(end, axis=-1, keepdims=True))
+    angle = np.arccos(np.clip(cos_angle, -1.0, 1.0))
+    sin_angle = np.maximum(np.sin(angle), 1e-6)
+    return (np.sin((1 - fraction) * angle) * start + np.sin(fraction * angle) * end) / sin_angle
+
+
+def latent_loop(keypoints, frames):
+    """(frames, ..., latent_dim): a closed path through `keypoints` (k, ..., latent_dim), slerp between
+    neighbours, so the last frame leads back into the first."""
+    positions = np.arange(frames) * len(keypoints) / frames
+    return np.stack([slerp(keypoints[int(p)], keypoints[(int(p) + 1) % len(keypoints)], p - int(p))
+                     for p in positions]).astype(np.float32)
+
+
+def write_interpolation(config, generator_path, keypoints=4):
+    """--interpolate: interpolation.gif, a GRID_ROWS x GRID_ROWS grid of digits, each morphing along its own
+    loop through `keypoints` random latent points, INTERPOLATION_FRAMES frames that loop seamlessly."""
+    generator = load_saved_generator(generator_path)
+    digits = config["GRID_ROWS"] ** 2
+    rng = np.random.default_rng(config["SEED"])
+    path = latent_loop(rng.standard_normal((keypoints, digits, generator.input_shape[-1])),
+                       config["INTERPOLATION_FRAMES"])
+    frames = [image_grid(np.asarray(generator(noise, training=False), np.float32), config["GRID_ROWS"])
+              for noise in path]
+    gif_path = os.path.join(config["OUTPUT_DIR"], "interpolation.gif")
+    with atomic_output(gif_path) as temp_path:
+        iio.imwrite(temp_path, np.stack(frames), extension=".gif", duration=60, loop=0)
+    print(f"wrote {gif_path}: {len(frames)} frames of {digits} digits, each looping through {keypoints} random "
+          f"latent points (seed {config['SEED']})")
     return 0
 
 
@@ -1307,10 +1438,14 @@ def retrain_classifier():
 def main(argv=None):
     try:
         config, args = parse_config(argv)
-        if args.generate:
-            return generate_digits(config, args.generate)
+        generator_path = (PRETRAINED_GENERATOR_PATH if args.pretrained
+                          else os.path.join(config["OUTPUT_DIR"], "generator.keras"))
+        if args.generate is not None:
+            return generate_digits(config, args.generate, generator_path)
         if args.evaluate:
-            return evaluate_saved(config)
+            return evaluate_saved(config, generator_path)
+        if args.interpolate:
+            return write_interpolation(config, generator_path)
         if args.train_classifier:
             return retrain_classifier()
         return train(config)

@@ -106,3 +106,15 @@ def test_image_folder_with_junk_files_loads_its_images(tmp_path, small_digits):
     (folder / "Thumbs.db").write_bytes(b"\x00\x01junk")
     images = train_dcgan.load_training_digits(dict(train_dcgan.DEFAULT_CONFIG, DATA=str(folder)))
     assert images.shape == (40, 28, 28, 1)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--generate", "0"], "--generate needs a number of digits of at least 1"),
+    (["--pretrained"], "--pretrained picks the generator for --generate N, --evaluate or --interpolate"),
+    (["--interpolation_frames", "0"], "--interpolation_frames must be at least 1"),
+])
+def test_bad_actions_are_clear_errors_not_training_runs(argv, message, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert train_dcgan.main([*argv, "--output_dir", str(out)]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()

@@ -54,6 +54,69 @@ def test_a_finished_run_writes_every_output(finished_run):
     assert "images/s" in log.strip().splitlines()[-1]
 
 
+def test_a_log_that_is_not_a_terminal_is_plain_with_one_line_per_epoch(finished_run):
+    _, log = finished_run  # run_script captures stdout through a pipe, as `> train.log` does
+    assert "\r" not in log and "\x1b" not in log
+    assert [line.split(":")[0] for line in log.splitlines() if line.startswith("epoch ") and "/2:" in line] \
+        == ["epoch 1/2", "epoch 2/2"]
+    assert "images/s" in next(line for line in log.splitlines() if line.startswith("epoch 2/2:"))
+
+
+@pytest.mark.skipif(os.path.exists("/proc/driver/nvidia"), reason="the CUDA probe only fails without a driver")
+def test_a_healthy_run_on_a_machine_without_gpus_logs_no_error_lines(tmp_path):
+    result = run_script("--epochs", "1", *QUICK, "--metrics_every", "0", "--output_dir", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = (result.stdout + result.stderr).splitlines()
+    assert not [line for line in lines if line.startswith("E0000") or "cuInit" in line or "error" in line.lower()]
+
+
+def tensorboard_events(folder):
+    """{tag: [(step, value or image), ...]} from the event files in folder."""
+    import tensorflow as tf
+    events = {}
+    for path in sorted(os.listdir(folder)):
+        for record in tf.data.TFRecordDataset(os.path.join(folder, path)):
+            event = tf.compat.v1.Event.FromString(record.numpy())
+            for value in event.summary.value:
+                tensor = tf.make_ndarray(value.tensor)
+                events.setdefault(value.tag, []).append((event.step, tensor))
+    return events
+
+
+def test_tensorboard_holds_every_epochs_scalars_metrics_and_sample_grid(finished_run):
+    out, _ = finished_run
+    events = tensorboard_events(os.path.join(out, "tensorboard"))
+    for tag in ["d_loss", "g_loss", "d_real", "d_fake", "images_per_s", "quality/fid", "quality/precision",
+                "quality/mean_confidence"]:
+        assert [step for step, _ in events[tag]] == [1, 2], tag
+    history = csv_rows(os.path.join(out, "history.csv"))
+    assert float(events["d_loss"][1][1]) == pytest.approx(float(history[1]["d_loss"]), rel=1e-5)
+    # An image summary stores (width, height, PNG bytes); the grid is the epoch's sample grid.
+    width, height, png = events["samples"][1][1]
+    grid = iio.imread(os.path.join(out, "samples", "epoch_002.png"))
+    assert (int(width), int(height)) == (grid.shape[1], grid.shape[0])
+    np.testing.assert_array_equal(iio.imread(png).reshape(grid.shape), grid)
+
+
+def test_interpolate_writes_a_looping_gif_of_the_stated_frames(finished_run):
+    out, _ = finished_run
+    result = run_script("--interpolate", "--interpolation_frames", "12", "--grid_rows", "3", "--output_dir", out)
+    assert result.returncode == 0, result.stderr[-2000:]
+    frames = iio.imread(os.path.join(out, "interpolation.gif"), index=None)
+    assert len(frames) == 12 and frames.shape[1:3] == (3 * 30 + 2, 3 * 30 + 2)
+    steps = [np.abs(frames[i].astype(int) - frames[(i + 1) % 12]).mean() for i in range(12)]
+    assert max(steps) < np.abs(frames[0].astype(int) - frames[6]).mean()  # neighbours closer than the far side
+
+
+def test_latent_loop_keeps_the_norm_and_closes():
+    keypoints = np.random.default_rng(0).standard_normal((4, 5, 128))
+    path = train_dcgan.latent_loop(keypoints, 40)
+    assert path.shape == (40, 5, 128)
+    np.testing.assert_allclose(path[::10], keypoints, rtol=1e-5)
+    norms = np.linalg.norm(path, axis=-1)
+    assert norms.min() > 0.85 * np.linalg.norm(keypoints, axis=-1).min()  # a straight line would sag to ~0.7
+
+
 def test_generator_reloads_without_importing_the_script(finished_run, tmp_path):
     out, _ = finished_run
     code = (
@@ -117,7 +180,9 @@ def test_sigkill_then_rerun_resumes_and_outputs_look_uninterrupted(tmp_path):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert f"resuming the unfinished run in {os.path.join(out, 'checkpoint')} after epoch {state['epoch']}" \
         in result.stdout
-    assert f"Epoch {state['epoch'] + 1}/4" in result.stdout and "Epoch 1/4" not in result.stdout
+    assert f"epoch {state['epoch'] + 1}/4:" in result.stdout and "epoch 1/4:" not in result.stdout
+    steps = [step for step, _ in tensorboard_events(os.path.join(out, "tensorboard"))["d_loss"]]
+    assert steps == sorted(set(steps)) and steps[-1] == 4  # the curves continue, no epoch twice
     assert sorted(os.listdir(os.path.join(out, "samples"))) == [f"epoch_{e:03d}.png" for e in range(1, 5)]
     assert len(iio.imread(os.path.join(out, "generated_images.gif"), index=None)) == 4
     assert [row["epoch"] for row in csv_rows(os.path.join(out, "history.csv"))] == ["1", "2", "3", "4"]
