@@ -400,14 +400,15 @@ def make_dataset(images, batch_size, seed, latent_dim):
                .shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
                .batch(batch_size, drop_remainder=True))
     noise_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(4)
-    # Autotuning off: at each epoch's end Keras destroys the iterator, and the destructor waits for the autotune
-    # thread's next wake-up (10 ms, doubling), so with it on an epoch can end at exactly 10.24, 40.96 or 81.92 s.
+    return without_autotune(tf.data.Dataset.zip((batches, noise_seeds)).map(gather_with_noise).prefetch(2))
+
+
+def without_autotune(dataset):
+    """The dataset with tf.data's autotuning off. With it on, the iterator's destructor at each epoch's end waits
+    for the autotune thread's next wake-up (10 ms, doubling), so epochs end at exactly 10.24, 40.96 or 81.92 s."""
     options = tf.data.Options()
     options.autotune.enabled = False
-    return (tf.data.Dataset.zip((batches, noise_seeds))
-            .map(gather_with_noise)
-            .prefetch(2)
-            .with_options(options))
+    return dataset.with_options(options)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -657,6 +658,23 @@ def build_dcgan(config, strategy=None):
 # ----------------------------------------------------------------------------------------------------------------
 # Callbacks: what happens after each epoch, in the order it happens
 # ----------------------------------------------------------------------------------------------------------------
+class EpochTimer(keras.callbacks.Callback):
+    """Adds the epoch's training time and throughput to the logs (so history.csv, the progress bar, TensorBoard
+    and the plain log show them); placed first, so the time is the training steps' alone, without the outputs
+    and metrics that the other callbacks then write."""
+
+    def __init__(self, images_per_epoch):
+        super().__init__()
+        self.images_per_epoch = images_per_epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs["epoch_seconds"] = time.perf_counter() - self.started
+        logs["images_per_s"] = self.images_per_epoch / logs["epoch_seconds"]
+
+
 class NonFiniteLossGuard(keras.callbacks.Callback):
     """Stop at the first NaN or infinite GAN loss, before that epoch's outputs overwrite the last good ones.
 
@@ -708,6 +726,10 @@ class HistoryWriter(keras.callbacks.Callback):
         self.output_dir = output_dir
         self.rows = list(previous_rows)
 
+    def training_seconds(self):
+        """Training time of every epoch so far, this run's and (when resumed) the earlier ones'."""
+        return sum(row.get("epoch_seconds", math.nan) for row in self.rows)
+
     def on_epoch_end(self, epoch, logs=None):
         self.rows.append({"epoch": epoch + 1, **{k: float(logs[k]) for k in HISTORY_COLUMNS[1:]}})
         write_csv(os.path.join(self.output_dir, "history.csv"), HISTORY_COLUMNS, self.rows)
@@ -717,8 +739,9 @@ class HistoryWriter(keras.callbacks.Callback):
 class QualityMetricsWriter(keras.callbacks.Callback):
     """Every METRICS_EVERY epochs and after the last: FID, KID, precision/recall and class balance."""
 
-    def __init__(self, evaluator, output_dir, every, last_epoch, previous_rows):
+    def __init__(self, evaluator, output_dir, every, last_epoch, previous_rows, history):
         super().__init__()
+        self.history = history  # the HistoryWriter, which holds every epoch's training time
         self.evaluator = evaluator
         self.output_dir = output_dir
         self.every = every
@@ -736,7 +759,7 @@ class QualityMetricsWriter(keras.callbacks.Callback):
               flush=True)
         for warning in mode_collapse_warnings(metrics, self.rows[-1] if self.rows else None):
             print(f"WARNING: {warning}")
-        self.rows.append({"epoch": epoch, **metrics})
+        self.rows.append({"epoch": epoch, "training_minutes": self.history.training_seconds() / 60, **metrics})
         write_csv(os.path.join(self.output_dir, "metrics.csv"), METRICS_COLUMNS, self.rows)
         plot_metrics(self.rows, os.path.join(self.output_dir, "metrics.png"))
 
@@ -814,34 +837,16 @@ class PlainEpochLog(keras.callbacks.Callback):
         super().__init__()
         self.epochs = epochs
 
-    def on_epoch_begin(self, epoch, logs=None):
-        self.started = time.perf_counter()
-
     def on_epoch_end(self, epoch, logs=None):
-        values = ", ".join(f"{name} {float(logs[name]):.4f}" for name in HISTORY_COLUMNS[1:])
-        print(f"epoch {epoch + 1}/{self.epochs}: {values}, {float(logs['images_per_s']):.0f} images/s, "
-              f"{time.perf_counter() - self.started:.0f} s", flush=True)
-
-
-class EpochTimer(keras.callbacks.Callback):
-    """Adds the epoch's throughput to the logs, so the progress bar, TensorBoard and the plain log show it;
-    placed after the callbacks that write the epoch's outputs, so its time includes them."""
-
-    def __init__(self, images_per_epoch):
-        super().__init__()
-        self.images_per_epoch = images_per_epoch
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.started = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        logs["images_per_s"] = self.images_per_epoch / (time.perf_counter() - self.started)
+        losses = ", ".join(f"{name} {float(logs[name]):.4f}" for name in ("d_loss", "g_loss", "d_real", "d_fake"))
+        print(f"epoch {epoch + 1}/{self.epochs}: {losses}, {float(logs['images_per_s']):.0f} images/s, "
+              f"{float(logs['epoch_seconds']):.0f} s", flush=True)
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # Outputs: atomic files, sample grids, the GIF, CSVs, plots, the resume state
 # ----------------------------------------------------------------------------------------------------------------
-HISTORY_COLUMNS = ["epoch", "d_loss", "g_loss", "d_real", "d_fake"]
+HISTORY_COLUMNS = ["epoch", "d_loss", "g_loss", "d_real", "d_fake", "images_per_s", "epoch_seconds"]
 
 
 @contextlib.contextmanager
@@ -909,7 +914,8 @@ def read_csv_rows(path, up_to_epoch):
     if not os.path.exists(path):
         return []
     with open(path, newline="", encoding="utf-8") as file:
-        rows = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(file)]
+        # A column that an older version of the script did not write reads as NaN.
+        rows = [{k: float(v) if v else math.nan for k, v in row.items()} for row in csv.DictReader(file)]
     return [dict(row, epoch=int(row["epoch"])) for row in rows if row["epoch"] <= up_to_epoch]
 
 
@@ -999,8 +1005,9 @@ def mark_checkpoint_finished(checkpoint_dir, epochs, config):
 # ----------------------------------------------------------------------------------------------------------------
 # Metrics: how good and how varied the digits are, in the feature space of an MNIST classifier
 # ----------------------------------------------------------------------------------------------------------------
-METRICS_COLUMNS = ["epoch", "fid", "kid", "precision", "recall", "class_entropy", "min_class_share",
+QUALITY_COLUMNS = ["fid", "kid", "precision", "recall", "class_entropy", "min_class_share",
                    "mean_confidence"] + [f"share_{digit}" for digit in range(10)]
+METRICS_COLUMNS = ["epoch", "training_minutes"] + QUALITY_COLUMNS  # metrics.csv; minutes of training so far
 # The metrics' classifier is one fixed, committed file (like FID's fixed Inception weights): a classifier retrained
 # on another machine scores the same generator differently (FID 10.1 against 11.8 in one check).
 CLASSIFIER_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pretrained",
@@ -1303,18 +1310,20 @@ def fit_and_write_outputs(config, images, strategy, chief, output_dir, started):
     save_grid_png(real_digits, os.path.join(output_dir, "real_samples.png"))
 
     checkpoint_dir = checkpoint_dir_of(output_dir)
+    history_writer = HistoryWriter(output_dir, read_csv_rows(os.path.join(output_dir, "history.csv"), done_epochs))
     quality_writer = None
     if config["METRICS_EVERY"] and chief:
         quality_writer = QualityMetricsWriter(build_quality_evaluator(config), output_dir, config["METRICS_EVERY"],
                                               config["EPOCHS"],
-                                              read_csv_rows(os.path.join(output_dir, "metrics.csv"), done_epochs))
+                                              read_csv_rows(os.path.join(output_dir, "metrics.csv"), done_epochs),
+                                              history_writer)
     interactive = sys.stdout.isatty()
-    callbacks = [NonFiniteLossGuard(),
+    callbacks = [EpochTimer(steps_per_epoch * config["BATCH_SIZE"]),
+                 NonFiniteLossGuard(),
                  SampleGridSaver(fixed_sample_noise(config), samples_dir),
-                 HistoryWriter(output_dir, read_csv_rows(os.path.join(output_dir, "history.csv"), done_epochs)),
+                 history_writer,
                  *([quality_writer] if quality_writer else []),
                  ModelSaver(output_dir), ResumeCheckpoint(checkpoint_dir, config),
-                 EpochTimer(steps_per_epoch * config["BATCH_SIZE"]),
                  TensorBoardWriter(os.path.join(output_dir, "tensorboard"), samples_dir, quality_writer),
                  *([] if interactive else [PlainEpochLog(config["EPOCHS"])])]
 
@@ -1384,7 +1393,7 @@ def evaluate_saved(config, generator_path):
     result = metrics.evaluate_generator(generator)
     print(f"\nquality of {generator_path} "
           f"({config['METRICS_SAMPLES']:,} samples vs the 10,000 MNIST test digits):")
-    for name in METRICS_COLUMNS[1:]:
+    for name in QUALITY_COLUMNS:
         print(f"  {name:16s} {result[name]:.4f}")
     for warning in mode_collapse_warnings(result, None):
         print(f"WARNING: {warning}")

@@ -88,7 +88,9 @@ def build_variants(images, samples_dir):
     keras.mixed_precision.set_global_policy("float32")
     reference = StraightforwardGAN(train_dcgan.LATENT_DIM)
     reference.compile(jit_compile=False)
-    reference_data = tf.data.Dataset.from_tensor_slices(images).shuffle(len(images)).batch(train_dcgan.BATCH_SIZE)
+    # The reference's pipeline without autotuning too, so that neither side's epochs wait on its thread.
+    reference_data = train_dcgan.without_autotune(
+        tf.data.Dataset.from_tensor_slices(images).shuffle(len(images)).batch(train_dcgan.BATCH_SIZE))
     variants["straightforward float32"] = (reference, reference_data)
     policies = ["float32", "mixed_bfloat16"] + (["mixed_float16"] if tf.config.list_physical_devices("GPU") else [])
     steps = train_dcgan.STEPS_PER_EXECUTION

