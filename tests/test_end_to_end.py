@@ -204,3 +204,19 @@ def test_resuming_with_another_latent_dim_is_a_clear_error(tmp_path):
     assert result.returncode == 2
     assert "LATENT_DIM was 64, now 128" in result.stderr and "--latent_dim 64" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_checkpoint_of_other_models_is_a_clear_error_and_is_kept(tmp_path):
+    """A checkpoint whose weights do not fit today's models (another version of the script) stops cleanly."""
+    import keras
+    out = tmp_path / "out"
+    checkpoint = out / "checkpoint"
+    checkpoint.mkdir(parents=True)
+    keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)]).save_weights(str(checkpoint / "epoch_001.weights.h5"))
+    state = {"epoch": 1, "weights": "epoch_001.weights.h5", "finished": False,
+             "config": dict(train_dcgan.DEFAULT_CONFIG)}
+    (checkpoint / "state.json").write_text(json.dumps(state))
+    result = run_script("--epochs", "3", *QUICK, "--metrics_every", "0", "--output_dir", str(out))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "does not fit the models this version of the script builds" in result.stderr
+    assert json.loads((checkpoint / "state.json").read_text()) == state

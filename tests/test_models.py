@@ -51,8 +51,8 @@ def test_generator_loss_on_known_logits(tiny_config, g_loss, expected):
 def test_one_train_step_changes_both_models_and_returns_finite_losses(dcgan, small_digits):
     before_g = [w.copy() for w in dcgan.generator.get_weights()]
     before_d = [w.copy() for w in dcgan.discriminator.get_weights()]
-    noise = np.random.default_rng(0).standard_normal((2, 32, 128)).astype(np.float32)
-    logs = dcgan.train_step((small_digits[0][:32], noise[0], noise[1]))
+    noise = np.random.default_rng(0).standard_normal((32, 128)).astype(np.float32)
+    logs = dcgan.train_step((small_digits[0][:32], noise))
     assert all(math.isfinite(float(logs[key])) for key in ("d_loss", "g_loss", "d_real", "d_fake"))
     assert weights_differ(before_g, dcgan.generator.get_weights())
     assert weights_differ(before_d, dcgan.discriminator.get_weights())
@@ -62,8 +62,8 @@ def test_ema_generator_is_the_moving_average_of_the_trained_weights(tiny_config,
     dcgan = train_dcgan.build_dcgan(dict(tiny_config, EMA_DECAY=0.05))
     start = [w.copy() for w in dcgan.generator.get_weights()]
     assert_same_weights(start, dcgan.ema_generator.get_weights())  # the average starts at the initial weights
-    noise = np.random.default_rng(0).standard_normal((2, 32, 128)).astype(np.float32)
-    dcgan.train_step((small_digits[0][:32], noise[0], noise[1]))
+    noise = np.random.default_rng(0).standard_normal((32, 128)).astype(np.float32)
+    dcgan.train_step((small_digits[0][:32], noise))
     trained = dcgan.generator.get_weights()
     for w0, w1, average in zip(start, trained, dcgan.ema_generator.get_weights()):
         np.testing.assert_allclose(average, 0.05 * w0 + 0.95 * w1, rtol=1e-5, atol=1e-7)
@@ -72,8 +72,8 @@ def test_ema_generator_is_the_moving_average_of_the_trained_weights(tiny_config,
 
 def test_ema_decay_zero_samples_with_the_latest_weights(tiny_config, small_digits):
     dcgan = train_dcgan.build_dcgan(dict(tiny_config, EMA_DECAY=0.0))
-    noise = np.random.default_rng(0).standard_normal((2, 32, 128)).astype(np.float32)
-    dcgan.train_step((small_digits[0][:32], noise[0], noise[1]))
+    noise = np.random.default_rng(0).standard_normal((32, 128)).astype(np.float32)
+    dcgan.train_step((small_digits[0][:32], noise))
     assert_same_weights(dcgan.generator.get_weights(), dcgan.ema_generator.get_weights())
 
 
@@ -107,8 +107,8 @@ def test_group_std_feature_is_each_groups_spread_and_never_mixes_groups():
 def test_discriminator_with_group_std_trains_and_reloads(tiny_config, small_digits, tmp_path):
     dcgan = train_dcgan.build_dcgan(dict(tiny_config, D_GROUP_STD=4))
     assert any(isinstance(layer, train_dcgan.GroupStdDev) for layer in dcgan.discriminator.layers)
-    noise = np.random.default_rng(0).standard_normal((2, 32, 128)).astype(np.float32)
-    logs = dcgan.train_step((small_digits[0][:32], noise[0], noise[1]))
+    noise = np.random.default_rng(0).standard_normal((32, 128)).astype(np.float32)
+    logs = dcgan.train_step((small_digits[0][:32], noise))
     assert math.isfinite(float(logs["d_loss"])) and math.isfinite(float(logs["g_loss"]))
     path = str(tmp_path / "discriminator.keras")
     dcgan.discriminator.save(path)
@@ -139,7 +139,7 @@ def test_float16_path_scales_the_loss_and_trains(tiny_config, small_digits):
     try:
         assert isinstance(dcgan.d_optimizer, keras.optimizers.LossScaleOptimizer)
         noise = np.random.default_rng(0).standard_normal((2, 32, 128)).astype(np.float32)
-        logs = dcgan.train_step((small_digits[0][:32], noise[0], noise[1]))
+        logs = dcgan.train_step((small_digits[0][:32], noise[0]))
         assert all(math.isfinite(float(logs[key])) for key in ("d_loss", "g_loss"))
         images = np.asarray(dcgan.generator(noise[0], training=False))
         assert images.dtype == np.float32 and images.shape == (32, 28, 28, 1)
@@ -157,7 +157,7 @@ def test_nan_in_epoch_two_keeps_epoch_one_outputs(tiny_config, small_digits, tmp
     """The guard stops before the NaN epoch's outputs overwrite the good ones (models, grid, checkpoint)."""
     dcgan = train_dcgan.build_dcgan(tiny_config)
     poison = train_dcgan.tf.Variable(0.0)  # becomes NaN after epoch 1; the input pipeline reads it each batch
-    data = train_dcgan.make_dataset(small_digits[0], 32, 0, 128).map(lambda x, a, b: (x + poison, a, b))
+    data = train_dcgan.make_dataset(small_digits[0], 32, 0, 128).map(lambda x, noise: (x + poison, noise))
 
     class PoisonAfterFirstEpoch(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
