@@ -13,6 +13,7 @@ same command again resumes from the last finished epoch.
 import argparse
 import contextlib
 import csv
+import fcntl
 import glob
 import gzip
 import hashlib
@@ -160,6 +161,9 @@ def build_arg_parser():
     actions.add_argument("--pretrained", action="store_true",
                          help="with --generate, --evaluate or --interpolate: use the committed "
                               "pretrained/generator.keras instead of OUTPUT_DIR/generator.keras")
+    parser.add_argument("--restart", action="store_true",
+                         help="discard the run in OUTPUT_DIR (checkpoint, grids, CSVs, models, GIF) and train anew; "
+                              "without it a finished run is kept, and a larger --epochs continues it")
     actions.add_argument("--train_classifier", action="store_true",
                          help="retrain the metrics' fixed MNIST classifier (pretrained/) deterministically and exit")
     return parser
@@ -806,8 +810,9 @@ class ResumeCheckpoint(keras.callbacks.Callback):
         weights_name = f"epoch_{epoch + 1:03d}.weights.h5"
         with atomic_output(os.path.join(self.checkpoint_dir, weights_name)) as temp_path:
             self.model.save_weights(temp_path)
-        write_checkpoint_state(self.checkpoint_dir, {"epoch": epoch + 1, "weights": weights_name,
-                                                     "finished": False, "config": self.config})
+        write_checkpoint_state(self.checkpoint_dir, {"epoch": epoch + 1, "weights": weights_name, "finished": False,
+                                                     "policy": keras.mixed_precision.global_policy().name,
+                                                     "config": self.config})
         for old in glob.glob(os.path.join(self.checkpoint_dir, "epoch_*.weights.h5")):
             if os.path.basename(old) != weights_name:
                 os.remove(old)
@@ -972,49 +977,96 @@ def read_checkpoint_state(checkpoint_dir):
         raise BadInputError(f"{path} is unreadable ({error}). Delete {checkpoint_dir} to train anew.") from None
 
 
-# Settings that change the models' shapes: a checkpoint made with other values cannot be loaded.
-SHAPE_SETTINGS = ["LATENT_DIM", "G_CHANNELS", "D_CHANNELS", "D_GROUP_STD"]
+# Settings a run keeps for life: the models' shapes, and what its training state depends on. A checkpoint made
+# with other values is refused rather than loaded into models it does not fit, or silently mixed with other data.
+RESUME_SETTINGS = ["LATENT_DIM", "G_CHANNELS", "D_CHANNELS", "D_GROUP_STD", "BATCH_SIZE", "DATA", "MAX_TRAIN_IMAGES",
+                   "SEED"]
 
 
-def restore_checkpoint(dcgan, checkpoint_dir, config):
-    """Load an unfinished run's state into `dcgan`; return the number of epochs already done (0 = fresh)."""
+def checkpoint_mismatches(state, config, policy):
+    """What differs between a checkpoint's settings and this run's, as readable phrases, and the flags that match."""
+    # A checkpoint written before D_GROUP_STD existed was made without the feature, i.e. with 0; one written
+    # before the policy was recorded is taken to have used today's.
+    saved = dict({"D_GROUP_STD": 0}, **state["config"])
+    saved_policy = state.get("policy", policy)
+    changed = [f"{name} was {saved[name]!r}, now {config[name]!r}" for name in RESUME_SETTINGS
+               if name in saved and saved[name] != config[name]]
+    if saved_policy != policy:  # a changed policy would drop the Adam moments with only a Keras warning
+        changed.append(f"the precision policy was {saved_policy}, now {policy}")
+    flags = " ".join(f"--{name.lower()} {saved[name]}" for name in RESUME_SETTINGS if name in saved)
+    return changed, f"{flags} --precision {saved_policy}"
+
+
+def restore_checkpoint(dcgan, checkpoint_dir, config, policy):
+    """Load the run in `checkpoint_dir` into `dcgan` to resume it (unfinished) or continue it (finished, with a
+    larger EPOCHS); return the number of epochs already done (0 = a fresh run)."""
     state = read_checkpoint_state(checkpoint_dir)
     if state is None:
         print(f"no checkpoint in {checkpoint_dir}: training from scratch")
         return 0
-    if state["finished"]:
-        print(f"the run in {checkpoint_dir} finished all its epochs: training anew")
-        return 0
-    # A checkpoint written before D_GROUP_STD existed was made without the feature, i.e. with 0.
-    saved = dict({"D_GROUP_STD": 0}, **state["config"])
-    changed = [f"{name} was {saved[name]}, now {config[name]}" for name in SHAPE_SETTINGS
-               if saved[name] != config[name]]
+    run = f"the {'finished' if state['finished'] else 'unfinished'} run in {checkpoint_dir}"
+    anew = "pick another --output_dir, or pass --restart to discard this run and train anew"
+    changed, flags = checkpoint_mismatches(state, config, policy)
     if changed:
-        flags = " ".join(f"--{name.lower()} {saved[name]}" for name in SHAPE_SETTINGS)
-        raise BadInputError(f"the unfinished run in {checkpoint_dir} (epoch {state['epoch']}) used other model "
-                            f"sizes ({'; '.join(changed)}). Resume it with {flags}, or delete {checkpoint_dir} "
-                            f"(or pick another --output_dir) to train anew.")
-    if state["epoch"] >= config["EPOCHS"]:
-        raise BadInputError(f"the unfinished run in {checkpoint_dir} already did {state['epoch']} epochs, not "
-                            f"fewer than --epochs {config['EPOCHS']}. Pass a larger --epochs to continue it, or "
-                            f"delete {checkpoint_dir} to train anew.")
+        raise BadInputError(f"{run} (epoch {state['epoch']}) used other settings ({'; '.join(changed)}). Continue it "
+                            f"with {flags}; or {anew}.")
+    # An unfinished run at exactly EPOCHS was killed after its last epoch: it goes on to write its last outputs.
+    if state["epoch"] > config["EPOCHS"] or (state["finished"] and state["epoch"] == config["EPOCHS"]):
+        raise BadInputError(f"{run} already did {state['epoch']} epochs, so --epochs {config['EPOCHS']} leaves "
+                            f"nothing to do and it is kept as it is. To train it further, pass a larger --epochs "
+                            f"(e.g. --epochs {state['epoch'] + 10}); to start over, {anew}.")
+    if state["weights"] is None:
+        raise BadInputError(f"{run} was written by an older version of the script, which kept no weights after "
+                            f"the last epoch, so it cannot be continued; {anew}.")
     try:
         dcgan.load_weights(os.path.join(checkpoint_dir, state["weights"]))
     except Exception as error:  # Keras reports a layer or shape mismatch in many exception types
         raise BadInputError(f"the checkpoint in {checkpoint_dir} does not fit the models this version of the script "
                             f"builds ({error}); it was probably made by another version. Finish it with that "
-                            f"version, or delete {checkpoint_dir} (or pick another --output_dir) to train anew.") \
-            from None
-    print(f"resuming the unfinished run in {checkpoint_dir} after epoch {state['epoch']} "
-          f"(weights and optimizer moments restored)")
+                            f"version, or {anew}.") from None
+    print(f"{'continuing' if state['finished'] else 'resuming'} {run} after epoch {state['epoch']} "
+          f"(weights, optimizer moments and weight average restored)")
     return state["epoch"]
 
 
-def mark_checkpoint_finished(checkpoint_dir, epochs, config):
-    """After the last epoch: keep only a note that the run finished, so the next run starts anew."""
-    write_checkpoint_state(checkpoint_dir, {"epoch": epochs, "weights": None, "finished": True, "config": config})
-    for old in glob.glob(os.path.join(checkpoint_dir, "epoch_*.weights.h5")):
-        os.remove(old)
+def mark_checkpoint_finished(checkpoint_dir):
+    """After the last epoch: the checkpoint stays whole, marked finished, so that a rerun keeps the run as it is
+    and a larger --epochs continues it."""
+    state = read_checkpoint_state(checkpoint_dir)
+    write_checkpoint_state(checkpoint_dir, dict(state, finished=True))
+
+
+RUN_OUTPUTS = ["checkpoint", "samples", "tensorboard", "history.csv", "losses.png", "metrics.csv", "metrics.png",
+               "generated_images.gif", "generator.keras", "discriminator.keras"]
+
+
+def discard_run(output_dir):
+    """--restart: remove a run's outputs from OUTPUT_DIR (not --generate's or --interpolate's, nor other files)."""
+    for name in RUN_OUTPUTS:
+        path = os.path.join(output_dir, name)
+        if os.path.isdir(path):
+            shutil.rmtree(path)
+        elif os.path.exists(path):
+            os.remove(path)
+    print(f"--restart: discarded the earlier run in {output_dir}")
+
+
+@contextlib.contextmanager
+def output_dir_lock(output_dir):
+    """One training run per OUTPUT_DIR at a time. The operating system releases the lock when its process ends,
+    however it ends, so a killed run never blocks the next one."""
+    lock_file = open(os.path.join(output_dir, ".lock"), "w")
+    try:
+        fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        lock_file.close()
+        raise BadInputError(f"another training run is using {output_dir} right now (it holds "
+                            f"{os.path.join(output_dir, '.lock')}). Wait for it to end, stop it, or give this run "
+                            f"another --output_dir.") from None
+    try:
+        yield
+    finally:
+        lock_file.close()
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -1286,8 +1338,9 @@ def weights_fingerprint(model):
     return digest.hexdigest()[:16]
 
 
-def train(config):
-    """Train for EPOCHS (resuming an unfinished run in OUTPUT_DIR), writing every output."""
+def train(config, restart=False):
+    """Train for EPOCHS (resuming or continuing the run in OUTPUT_DIR, or with `restart` discarding it first),
+    writing every output."""
     started = time.perf_counter()
     images = load_training_digits(config)
     keras.utils.set_random_seed(config["SEED"])
@@ -1298,7 +1351,10 @@ def train(config):
     output_dir = config["OUTPUT_DIR"] if chief else tempfile.mkdtemp(prefix="dcgan-worker-")
     prepare_output_dir(output_dir)
     try:
-        return fit_and_write_outputs(config, images, strategy, chief, output_dir, started)
+        with output_dir_lock(output_dir):
+            if restart and chief:
+                discard_run(output_dir)
+            return fit_and_write_outputs(config, images, strategy, chief, output_dir, started)
     finally:
         if not chief:
             shutil.rmtree(output_dir, ignore_errors=True)
@@ -1316,7 +1372,8 @@ def fit_and_write_outputs(config, images, strategy, chief, output_dir, started):
     dcgan.discriminator.summary()
 
     # Every worker resumes from the chief's checkpoint (on several machines, OUTPUT_DIR must be shared).
-    done_epochs = restore_checkpoint(dcgan, checkpoint_dir_of(config["OUTPUT_DIR"]), config)
+    done_epochs = restore_checkpoint(dcgan, checkpoint_dir_of(config["OUTPUT_DIR"]), config,
+                                     keras.mixed_precision.global_policy().name)
     samples_dir = os.path.join(output_dir, "samples")
     if done_epochs == 0:
         for stale in glob.glob(os.path.join(samples_dir, "epoch_*.png")):
@@ -1353,7 +1410,7 @@ def fit_and_write_outputs(config, images, strategy, chief, output_dir, started):
         return 130
     training_seconds = time.perf_counter() - training_started
 
-    mark_checkpoint_finished(checkpoint_dir, config["EPOCHS"], config)
+    mark_checkpoint_finished(checkpoint_dir)
     gif_path = os.path.join(output_dir, "generated_images.gif")
     write_gif(samples_dir, config["EPOCHS"], gif_path, config["GIF_FRAME_SECONDS"])
     trained_images = (config["EPOCHS"] - done_epochs) * steps_per_epoch * config["BATCH_SIZE"]
@@ -1472,7 +1529,7 @@ def main(argv=None):
             return write_interpolation(config, generator_path)
         if args.train_classifier:
             return retrain_classifier()
-        return train(config)
+        return train(config, restart=args.restart)
     except BadInputError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

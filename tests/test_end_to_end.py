@@ -2,6 +2,7 @@
 import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -157,11 +158,87 @@ def test_evaluate_prints_the_metrics_table(finished_run):
         assert any(line.split()[:1] == [name] for line in result.stdout.splitlines()), name
 
 
-def test_finished_run_is_not_resumed(finished_run, tmp_path):
-    out, _ = finished_run
-    state = json.load(open(os.path.join(out, "checkpoint", "state.json")))
-    assert state["finished"] is True
-    assert not [n for n in os.listdir(os.path.join(out, "checkpoint")) if n.endswith(".h5")]
+def folder_digest(folder):
+    """{relative path: file bytes} of every file under folder."""
+    return {os.path.relpath(os.path.join(root, name), folder): open(os.path.join(root, name), "rb").read()
+            for root, _, names in os.walk(folder) for name in names}
+
+
+@pytest.fixture
+def finished_copy(finished_run, tmp_path):
+    out = str(tmp_path / "out")
+    shutil.copytree(finished_run[0], out)
+    return out
+
+
+def test_rerunning_a_finished_run_changes_nothing_and_says_what_to_do(finished_copy):
+    state = json.load(open(os.path.join(finished_copy, "checkpoint", "state.json")))
+    assert state["finished"] is True and state["epoch"] == 2
+    assert os.path.exists(os.path.join(finished_copy, "checkpoint", state["weights"]))  # kept to continue from
+    before = folder_digest(finished_copy)
+    result = run_script("--epochs", "2", *QUICK, "--metrics_every", "1", "--metrics_samples", "500",
+                        "--output_dir", finished_copy)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    for advice in ("is kept as it is", "--epochs 12", "--output_dir", "--restart"):
+        assert advice in result.stderr, advice
+    assert folder_digest(finished_copy) == before
+
+
+def test_a_larger_epochs_continues_a_finished_run_as_one_run(finished_copy):
+    result = run_script("--epochs", "3", *QUICK, "--metrics_every", "1", "--metrics_samples", "500",
+                        "--output_dir", finished_copy)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "continuing the finished run" in result.stdout and "after epoch 2" in result.stdout
+    assert "epoch 3/3:" in result.stdout and "epoch 1/3:" not in result.stdout
+    assert sorted(os.listdir(os.path.join(finished_copy, "samples"))) == [f"epoch_{e:03d}.png" for e in (1, 2, 3)]
+    assert len(iio.imread(os.path.join(finished_copy, "generated_images.gif"), index=None)) == 3
+    assert [row["epoch"] for row in csv_rows(os.path.join(finished_copy, "history.csv"))] == ["1", "2", "3"]
+    assert [row["epoch"] for row in csv_rows(os.path.join(finished_copy, "metrics.csv"))] == ["1", "2", "3"]
+
+
+def test_restart_discards_the_finished_run_and_trains_anew(finished_copy):
+    os.makedirs(os.path.join(finished_copy, "generated"), exist_ok=True)
+    with open(os.path.join(finished_copy, "generated", "digits.npy"), "wb") as file:
+        file.write(b"--generate's output")
+    result = run_script("--epochs", "1", *QUICK, "--metrics_every", "0", "--restart", "--output_dir", finished_copy)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "discarded the earlier run" in result.stdout and "training from scratch" in result.stdout
+    assert sorted(os.listdir(os.path.join(finished_copy, "samples"))) == ["epoch_001.png"]
+    assert not os.path.exists(os.path.join(finished_copy, "metrics.csv"))
+    with open(os.path.join(finished_copy, "generated", "digits.npy"), "rb") as file:
+        assert file.read() == b"--generate's output"  # not a run output: kept
+
+
+def test_a_run_killed_after_its_last_epoch_is_completed_by_the_same_command(finished_copy):
+    path = os.path.join(finished_copy, "checkpoint", "state.json")
+    state = json.load(open(path))
+    json.dump(dict(state, finished=False), open(path, "w"))
+    os.remove(os.path.join(finished_copy, "generated_images.gif"))
+    result = run_script("--epochs", "2", *QUICK, "--metrics_every", "1", "--metrics_samples", "500",
+                        "--output_dir", finished_copy)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert len(iio.imread(os.path.join(finished_copy, "generated_images.gif"), index=None)) == 2
+    assert json.load(open(path))["finished"] is True
+    assert [row["epoch"] for row in csv_rows(os.path.join(finished_copy, "history.csv"))] == ["1", "2"]
+
+
+def test_a_second_run_on_the_same_folder_stops_at_once(finished_copy):
+    import fcntl
+    before = folder_digest(finished_copy)
+    with open(os.path.join(finished_copy, ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as the first run holds it
+        result = run_script("--epochs", "3", *QUICK, "--metrics_every", "0", "--output_dir", finished_copy)
+    assert result.returncode == 2 and "another training run is using" in result.stderr
+    assert finished_copy in result.stderr
+    assert folder_digest(finished_copy) == before
+
+
+def test_resuming_with_another_batch_size_names_the_matching_flags(finished_copy):
+    result = run_script("--epochs", "3", *QUICK, "--batch_size", "16", "--metrics_every", "0",
+                        "--output_dir", finished_copy)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "BATCH_SIZE was 32, now 16" in result.stderr and "--batch_size 32" in result.stderr
+    assert "--precision mixed_" in result.stderr or "--precision float32" in result.stderr
 
 
 def test_sigkill_then_rerun_resumes_and_outputs_look_uninterrupted(tmp_path):
@@ -190,8 +267,6 @@ def test_sigkill_then_rerun_resumes_and_outputs_look_uninterrupted(tmp_path):
     assert len(iio.imread(os.path.join(out, "generated_images.gif"), index=None)) == 4
     assert [row["epoch"] for row in csv_rows(os.path.join(out, "history.csv"))] == ["1", "2", "3", "4"]
 
-    rerun = run_script("--epochs", "1", *QUICK, "--metrics_every", "0", "--output_dir", out)
-    assert rerun.returncode == 0 and "finished all its epochs: training anew" in rerun.stdout
 
 
 def test_resuming_with_another_latent_dim_is_a_clear_error(tmp_path):
