@@ -101,6 +101,9 @@ SEED = 42                  # fixes weight initialisation, noise, shuffling and t
 IMAGE_SHAPE = (28, 28, 1)  # MNIST's; every data source is converted to it
 
 
+MIN_METRICS_SAMPLES = 100  # fewer generated digits make FID, KID and the 3-NN precision/recall meaningless
+
+
 class BadInputError(Exception):
     """Bad data, settings or paths. The message names the problem and how to fix it."""
 
@@ -176,7 +179,11 @@ def validate_config(config):
     for name in positive:
         if config[name] < 1:
             raise BadInputError(f"--{name.lower()} must be at least 1 (got {config[name]}).")
-    for name in ["MAX_TRAIN_IMAGES", "METRICS_EVERY"]:
+    if config["METRICS_SAMPLES"] < MIN_METRICS_SAMPLES:
+        raise BadInputError(f"--metrics_samples must be at least {MIN_METRICS_SAMPLES} (got "
+                            f"{config['METRICS_SAMPLES']}): precision and recall need each sample's nearest "
+                            f"neighbours, FID a covariance. 10000 is the usual count, 1000 a quick look.")
+    for name in ["MAX_TRAIN_IMAGES", "METRICS_EVERY", "SEED"]:
         if config[name] < 0:
             raise BadInputError(f"--{name.lower()} must be 0 or more (got {config[name]}).")
     if not 0 <= config["EMA_DECAY"] < 1:
@@ -1144,16 +1151,28 @@ def load_classifier(path=CLASSIFIER_PATH):
     return classifier
 
 
-def frechet_distance(features_a, features_b):
-    """FID: the Frechet distance between Gaussians fitted to two sets of features."""
+def frechet_distance(features_a, features_b, ridge=1e-6):
+    """FID: the Frechet distance between Gaussians fitted to two sets of features.
+
+    ReLU features that are always 0 (or samples that all look alike) make the covariance product singular, and
+    its square root then comes out complex or NaN; a small ridge on both covariances keeps it defined.
+    """
+    if not (np.isfinite(features_a).all() and np.isfinite(features_b).all()):
+        raise TrainingDivergedError("the digits scored for FID hold NaN or infinite values, so the generator "
+                                    "has diverged; resume from an earlier checkpoint with lower learning rates.")
     mean_a, mean_b = features_a.mean(0), features_b.mean(0)
     cov_a, cov_b = np.cov(features_a, rowvar=False), np.cov(features_b, rowvar=False)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # ReLU features that are always 0 make the product singular; that is fine
+        warnings.simplefilter("ignore")  # sqrtm warns about the singular product; the ridge below handles it
         cov_sqrt = scipy.linalg.sqrtm(cov_a @ cov_b)
-    if np.iscomplexobj(cov_sqrt):
-        cov_sqrt = cov_sqrt.real  # sqrtm's round-off can leave tiny imaginary parts
-    return float(np.sum((mean_a - mean_b) ** 2) + np.trace(cov_a + cov_b - 2 * cov_sqrt))
+        if not np.isfinite(cov_sqrt).all() or np.abs(np.imag(cov_sqrt)).max() > 1e-3 * max(np.abs(cov_sqrt).max(), 1):
+            eye = np.eye(len(cov_a)) * ridge * max(np.trace(cov_a), np.trace(cov_b), 1e-12) / len(cov_a)
+            cov_sqrt = scipy.linalg.sqrtm((cov_a + eye) @ (cov_b + eye))
+    distance = float(np.sum((mean_a - mean_b) ** 2) + np.trace(cov_a + cov_b - 2 * np.real(cov_sqrt)))
+    if not math.isfinite(distance):
+        raise ValueError(f"FID came out {distance} even with a ridge on the covariances ({len(features_a)} and "
+                         f"{len(features_b)} samples); this is a bug, please report it with the metrics settings.")
+    return distance
 
 
 def kernel_distance(features_a, features_b, subsets=50, subset_size=1000, seed=0):

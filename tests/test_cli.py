@@ -118,3 +118,12 @@ def test_bad_actions_are_clear_errors_not_training_runs(argv, message, tmp_path,
     assert train_dcgan.main([*argv, "--output_dir", str(out)]) == 2
     assert message in capsys.readouterr().err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--metrics_samples", "3"], "--metrics_samples must be at least 100"),
+    (["--seed", "-1"], "--seed must be 0 or more"),
+])
+def test_metric_settings_that_cannot_work_are_refused_before_training(argv, message):
+    with pytest.raises(train_dcgan.BadInputError, match=message):
+        train_dcgan.parse_config(argv)

@@ -9,6 +9,9 @@ import pytest
 
 from conftest import REPO
 
+# These tests are about the CPU devices; on a machine with GPUs, "mirrored" would mirror over those instead.
+CPU_ONLY = dict(os.environ, CUDA_VISIBLE_DEVICES="")
+
 MIRRORED_VS_SINGLE = r"""
 import json, sys
 import tensorflow as tf
@@ -43,7 +46,7 @@ print(json.dumps({"replicas": mirrored.num_replicas_in_sync, "single": first_ste
 
 def test_mirrored_over_two_cpu_devices_matches_one_device():
     result = subprocess.run([sys.executable, "-c", MIRRORED_VS_SINGLE, REPO], capture_output=True, text=True,
-                            timeout=600)
+                            timeout=600, env=CPU_ONLY)
     assert result.returncode == 0, result.stderr[-3000:]
     runs = json.loads(result.stdout.strip().splitlines()[-1])
     assert runs["replicas"] == 2
@@ -66,7 +69,7 @@ def test_two_workers_train_identically_and_only_the_chief_writes(tmp_path):
     cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
     processes = []
     for index in range(2):
-        env = dict(os.environ, TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}))
+        env = dict(CPU_ONLY, TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}))
         command = [sys.executable, os.path.join(REPO, "train_dcgan.py"), "--strategy", "multiworker",
                    "--epochs", "2", "--max_train_images", "256", "--metrics_every", "0",
                    "--output_dir", str(tmp_path / f"worker{index}")]

@@ -94,3 +94,14 @@ def test_classifier_training_is_deterministic_and_round_trips(tmp_path, mnist_tr
     card = train_dcgan.save_classifier(first, accuracy, path)
     assert card["test_accuracy"] == accuracy
     assert train_dcgan.weights_fingerprint(train_dcgan.load_classifier(path)) == card["fingerprint"]
+
+
+def test_fid_stays_finite_for_singular_covariances_and_refuses_nan():
+    rng = np.random.default_rng(0)
+    real = np.maximum(rng.standard_normal((500, 128)), 0)
+    real[:, :40] = 0  # ReLU units that never fire
+    one_digit = np.tile(real[:1], (500, 1))  # a collapsed generator: every sample alike
+    distance = train_dcgan.frechet_distance(real, one_digit)
+    assert np.isfinite(distance) and distance > train_dcgan.frechet_distance(real, real[::-1]) + 10
+    with pytest.raises(train_dcgan.TrainingDivergedError, match="NaN or infinite"):
+        train_dcgan.frechet_distance(real, np.full_like(real, np.nan))
