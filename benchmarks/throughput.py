@@ -75,11 +75,10 @@ def cpu_description():
         with open("/proc/cpuinfo", encoding="utf-8") as file:
             text = file.read()
     except OSError:
-        return "unknown CPU"
-    model = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")),
-                 "unknown CPU")
+        text = ""
     flags = [flag for flag in ("avx512f", "avx512_bf16", "amx_bf16", "amx_tile") if f" {flag}" in text]
-    return f"{model}, {os.cpu_count()} cores, features: {', '.join(flags) or 'none of avx512/bf16/amx'}"
+    return (f"{train_dcgan.cpu_model_name()}, {os.cpu_count()} cores, "
+            f"features: {', '.join(flags) or 'none of avx512/bf16/amx'}")
 
 
 def build_variants(images, samples_dir):
