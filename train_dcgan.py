@@ -1415,7 +1415,20 @@ def train(config, restart=False):
             shutil.rmtree(output_dir, ignore_errors=True)
 
 
+def check_batch_per_replica(config, replicas):
+    """Each device gets BATCH_SIZE / replicas real digits followed by as many generated ones; the minibatch
+    std-dev groups must divide that share, or a group on some device would mix real and generated digits."""
+    group = config["D_GROUP_STD"]
+    per_replica, rest = divmod(config["BATCH_SIZE"], replicas)
+    if rest or (group and per_replica % group):
+        divisible = f" divisible by --d_group_std {group}" if group else ""
+        raise BadInputError(f"--batch_size {config['BATCH_SIZE']} over {replicas} devices gives each "
+                            f"{config['BATCH_SIZE'] / replicas:g} digits, which must be a whole number{divisible}. "
+                            f"Use a --batch_size that is a multiple of {replicas * max(group, 1)}.")
+
+
 def fit_and_write_outputs(config, images, strategy, chief, output_dir, started):
+    check_batch_per_replica(config, strategy.num_replicas_in_sync)
     steps_per_epoch = len(images) // config["BATCH_SIZE"]
     steps_per_execution = min(config["STEPS_PER_EXECUTION"], steps_per_epoch)
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
