@@ -445,6 +445,16 @@ def make_dataset(images, batch_size, seed, latent_dim):
     return without_autotune(tf.data.Dataset.zip((batches, noise_seeds)).map(gather_with_noise).prefetch(2))
 
 
+def skip_done_epochs(dataset, epochs):
+    """Advance the dataset past `epochs` epochs' shuffle orders and noise, so that a resumed run continues the
+    input pipeline instead of replaying epoch 1's. Each new iterator draws the next seeds when it is created,
+    before any element is read, so this costs next to nothing. fit (Keras 3.15) makes two iterators per epoch
+    of a finite dataset, one when the epoch starts and a spare when it ends, so a done epoch used up two; a test
+    checks that a resumed run's batches are the uninterrupted run's."""
+    for _ in range(2 * epochs):
+        iter(dataset)
+
+
 def without_autotune(dataset):
     """The dataset with tf.data's autotuning off. With it on, the iterator's destructor at each epoch's end waits
     for the autotune thread's next wake-up (10 ms, doubling), so epochs end at exactly 10.24, 40.96 or 81.92 s."""
@@ -832,7 +842,8 @@ class ModelSaver(keras.callbacks.Callback):
 
 
 class ResumeCheckpoint(keras.callbacks.Callback):
-    """The training state after every epoch (weights, both optimizers' moments, noise seed, epoch).
+    """The training state after every epoch (weights, both optimizers' moments, the weight average, the dropout
+    masks' random-number state, epoch).
 
     keras.callbacks.BackupAndRestore would do this, but it writes its files in place (a kill while it writes
     leaves a corrupt checkpoint), restores only `model.optimizer` (not our two), and resumes silently inside
@@ -850,12 +861,19 @@ class ResumeCheckpoint(keras.callbacks.Callback):
         weights_name = f"epoch_{epoch + 1:03d}.weights.h5"
         with atomic_output(os.path.join(self.checkpoint_dir, weights_name)) as temp_path:
             self.model.save_weights(temp_path)
-        write_checkpoint_state(self.checkpoint_dir, {"epoch": epoch + 1, "weights": weights_name, "finished": False,
-                                                     "policy": keras.mixed_precision.global_policy().name,
-                                                     "config": self.config})
+        write_checkpoint_state(self.checkpoint_dir, {
+            "epoch": epoch + 1, "weights": weights_name, "finished": False,
+            "policy": keras.mixed_precision.global_policy().name, "config": self.config,
+            "random_states": [variable.numpy().tolist() for variable in random_state_variables(self.model)]})
         for old in glob.glob(os.path.join(self.checkpoint_dir, "epoch_*.weights.h5")):
             if os.path.basename(old) != weights_name:
                 os.remove(old)
+
+
+def random_state_variables(model):
+    """The states of the model's random-number generators (Dropout's), which save_weights leaves out; without
+    them a resumed run would replay the first epoch's dropout masks."""
+    return [variable for variable in model.variables if "seed_generator_state" in variable.path]
 
 
 class TensorBoardWriter(keras.callbacks.Callback):
@@ -1064,6 +1082,8 @@ def restore_checkpoint(dcgan, checkpoint_dir, config, policy):
         raise BadInputError(f"the checkpoint in {checkpoint_dir} does not fit the models this version of the script "
                             f"builds ({error}); it was probably made by another version. Finish it with that "
                             f"version, or {anew}.") from None
+    for variable, value in zip(random_state_variables(dcgan), state.get("random_states", [])):
+        variable.assign(np.asarray(value, dtype=variable.dtype))
     print(f"{'continuing' if state['finished'] else 'resuming'} {run} after epoch {state['epoch']} "
           f"(weights, optimizer moments and weight average restored)")
     return state["epoch"]
@@ -1467,10 +1487,11 @@ def fit_and_write_outputs(config, images, strategy, chief, output_dir, started):
                  TensorBoardWriter(os.path.join(output_dir, "tensorboard"), samples_dir, quality_writer),
                  *([] if interactive else [PlainEpochLog(config["EPOCHS"])])]
 
+    dataset = make_dataset(images, config["BATCH_SIZE"], config["SEED"], config["LATENT_DIM"])
+    skip_done_epochs(dataset, done_epochs)
     training_started = time.perf_counter()
     try:
-        dcgan.fit(make_dataset(images, config["BATCH_SIZE"], config["SEED"], config["LATENT_DIM"]),
-                  epochs=config["EPOCHS"], initial_epoch=done_epochs, callbacks=callbacks, shuffle=False,
+        dcgan.fit(dataset, epochs=config["EPOCHS"], initial_epoch=done_epochs, callbacks=callbacks, shuffle=False,
                   verbose=1 if interactive else 0)
     except KeyboardInterrupt:
         state = read_checkpoint_state(checkpoint_dir)
