@@ -3,12 +3,14 @@
     python train_dcgan.py                          # 50 epochs on the 60,000 MNIST training digits
     python train_dcgan.py --epochs 2 --max_train_images 2048 --output_dir /tmp/run
     python train_dcgan.py --generate 100           # digits from the saved generator, no training
+    python train_dcgan.py --generate 100 --pretrained   # ... from the committed pretrained/generator.keras
     python train_dcgan.py --evaluate               # quality metrics of the saved generator
+    python train_dcgan.py --interpolate            # interpolation.gif: digits morphing through the latent space
     python train_dcgan.py --help                   # every constant below, with its default
 
 Every setting is an UPPERCASE constant right below; each one can be overridden from the command line by its
 lower-case name. Outputs go to OUTPUT_DIR (see README.md for what each file is). Killing a run and starting the
-same command again resumes from the last finished epoch.
+same command again resumes from the last finished epoch; a larger --epochs continues a finished run.
 """
 import argparse
 import contextlib

@@ -6,7 +6,7 @@
 
 Both are trained with the same seed, batch size and Adam settings on the same MNIST digits, then scored by
 the script's own metrics (10,000 generated digits against the 10,000 MNIST test digits, in the feature space of
-the cached MNIST classifier). The reference is the network of benchmarks/throughput.py. Prints one table.
+the committed MNIST classifier). The reference is the network of benchmarks/throughput.py. Prints one table.
 """
 import argparse
 import os
