@@ -307,7 +307,7 @@ def test_a_checkpoint_of_other_models_is_a_clear_error_and_is_kept(tmp_path):
     checkpoint.mkdir(parents=True)
     keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)]).save_weights(str(checkpoint / "epoch_001.weights.h5"))
     state = {"epoch": 1, "weights": "epoch_001.weights.h5", "finished": False,
-             "config": dict(train_dcgan.DEFAULT_CONFIG)}
+             "config": dict(train_dcgan.DEFAULT_CONFIG, MAX_TRAIN_IMAGES=320)}  # the settings of QUICK
     (checkpoint / "state.json").write_text(json.dumps(state))
     result = run_script("--epochs", "3", *QUICK, "--metrics_every", "0", "--output_dir", str(out))
     assert result.returncode == 2 and "Traceback" not in result.stderr
