@@ -192,4 +192,4 @@ def test_checkpoint_from_before_group_std_resumes_only_without_it(tiny_config, t
     train_dcgan.write_checkpoint_state(str(tmp_path), {"epoch": 1, "weights": "missing.weights.h5",
                                                        "finished": False, "config": old_config})
     with pytest.raises(train_dcgan.BadInputError, match="D_GROUP_STD was 0, now 4.*--d_group_std 0"):
-        train_dcgan.restore_checkpoint(None, str(tmp_path), dict(tiny_config, D_GROUP_STD=4))
+        train_dcgan.restore_checkpoint(None, str(tmp_path), dict(tiny_config, D_GROUP_STD=4), "float32")
