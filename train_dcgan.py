@@ -468,24 +468,25 @@ def without_autotune(dataset):
 # ----------------------------------------------------------------------------------------------------------------
 # Models
 # ----------------------------------------------------------------------------------------------------------------
-def cpu_has_bf16_units():
-    """True on CPUs whose matrix or vector units compute bfloat16 (Intel AMX, AVX512-BF16)."""
+def cpuinfo():
+    """The text of /proc/cpuinfo, or "" where there is none (not Linux)."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as file:
-            flags = file.read()
+            return file.read()
     except OSError:
-        return False
+        return ""
+
+
+def cpu_has_bf16_units():
+    """True on CPUs whose matrix or vector units compute bfloat16 (Intel AMX, AVX512-BF16)."""
+    flags = cpuinfo()
     return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
 def cpu_model_name():
     """The CPU's model name from /proc/cpuinfo (figures depend on it), or "unknown CPU"."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as file:
-            lines = file.read().splitlines()
-    except OSError:
-        return "unknown CPU"
-    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "unknown CPU")
+    return next((line.split(":", 1)[1].strip() for line in cpuinfo().splitlines() if line.startswith("model name")),
+                "unknown CPU")
 
 
 def choose_precision(precision):

@@ -71,11 +71,7 @@ class StraightforwardGAN(keras.Model):
 
 
 def cpu_description():
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as file:
-            text = file.read()
-    except OSError:
-        text = ""
+    text = train_dcgan.cpuinfo()
     flags = [flag for flag in ("avx512f", "avx512_bf16", "amx_bf16", "amx_tile") if f" {flag}" in text]
     return (f"{train_dcgan.cpu_model_name()}, {os.cpu_count()} cores, "
             f"features: {', '.join(flags) or 'none of avx512/bf16/amx'}")
