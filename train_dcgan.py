@@ -504,8 +504,9 @@ def build_generator(latent_dim, channels):
 
     The stage at full resolution gives the strokes layers of their own: in a side-by-side run, FID after 10 epochs
     was 18.0 with it against 22.9 without (docs/experiments.md). Its 3x3 kernels cost about half of 4x4 ones,
-    which keeps the training step within 7% of the former two-stage generator's speed. Batch norm after the hidden layers keeps the activations in range early in
-    training; the output layer computes in float32 under mixed precision so the sigmoid saturates cleanly.
+    which keeps the training step within 7% of the former two-stage generator's speed. Batch norm after the
+    hidden layers keeps the activations in range early in training; the output layer computes in float32 under
+    mixed precision so the sigmoid saturates cleanly.
     """
     return keras.Sequential([
         keras.Input((latent_dim,)),
