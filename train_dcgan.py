@@ -100,11 +100,9 @@ INTERPOLATION_FRAMES = 96  # frames of interpolation.gif (--interpolate): a loop
 METRICS_EVERY = 10         # compute FID, KID, precision/recall and class balance after epoch 1, every N epochs and after the last (0 = never)
 METRICS_SAMPLES = 10000    # generated digits per metrics evaluation
 SEED = 42                  # fixes weight initialisation, noise, shuffling and the sample grid's noise
+CONDITIONAL = False        # learn to draw a requested class (1/0, true/false): the generator takes (noise, label), the discriminator judges (digit, label); needs labelled data
 
 IMAGE_SHAPE = (28, 28, 1)  # MNIST's; every data source is converted to it
-
-
-MIN_METRICS_SAMPLES = 100  # fewer generated digits make FID, KID and the 3-NN precision/recall meaningless
 
 
 class BadInputError(Exception):
@@ -120,6 +118,7 @@ class TrainingDivergedError(Exception):
 # ----------------------------------------------------------------------------------------------------------------
 DEFAULT_CONFIG = {name: value for name, value in list(globals().items())
                   if name.isupper() and isinstance(value, (int, float, str))}
+MIN_METRICS_SAMPLES = 100  # fewer generated digits make FID, KID and the 3-NN precision/recall meaningless
 
 
 def constant_comments():
@@ -135,6 +134,11 @@ def constant_comments():
 
 def parse_flag_value(text, default):
     """Turn a command-line string into the type of the constant's default."""
+    if isinstance(default, bool):
+        words = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
+        if text.lower() not in words:
+            raise ValueError(text)
+        return words[text.lower()]
     if isinstance(default, int):
         return int(text)
     if isinstance(default, float):
@@ -164,6 +168,9 @@ def build_arg_parser():
     actions.add_argument("--interpolate", action="store_true",
                          help="write OUTPUT_DIR/interpolation.gif, digits morphing along loops through the latent "
                               "space, from the saved generator, and exit")
+    actions.add_argument("--digit", metavar="CLASS", default=None,
+                         help="with --generate N and a conditional generator: N digits of this class (e.g. 7); "
+                              "without it, an equal number of every class")
     actions.add_argument("--pretrained", action="store_true",
                          help="with --generate, --evaluate or --interpolate: use the committed "
                               "pretrained/generator.keras instead of OUTPUT_DIR/generator.keras")
@@ -221,6 +228,8 @@ def validate_config(config):
 def validate_actions(args):
     if args.generate is not None and args.generate < 1:
         raise BadInputError(f"--generate needs a number of digits of at least 1 (got {args.generate}).")
+    if args.digit is not None and args.generate is None:
+        raise BadInputError(f"--digit {args.digit} picks the class that --generate N draws; add --generate N.")
     if args.pretrained and not (args.generate or args.evaluate or args.interpolate):
         raise BadInputError("--pretrained picks the generator for --generate N, --evaluate or --interpolate; "
                             "add one of them (training always starts from fresh weights).")
@@ -366,12 +375,13 @@ def grayscale_pixels(image):
 
 
 def load_image_folder(folder):
-    """Every image file under `folder`, any size or mode, as 28x28 grayscale digits.
+    """Every image file under `folder`, any size or mode, as 28x28 grayscale digits, and their labels: the names
+    of the subfolders they sit in when every image sits in one (`my_digits/7/a.png` is a 7), else None.
 
     Files that are not images are skipped with a warning naming them. Images whose border is mostly bright
     (dark ink on white paper) are inverted, since the models learn MNIST's white-on-black digits.
     """
-    digits, skipped = [], []
+    digits, skipped, labels = [], [], []
     for path in image_files(folder):
         try:
             with Image.open(path) as image:
@@ -382,13 +392,15 @@ def load_image_folder(folder):
             continue
         border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
         digits.append(255 - pixels if border.mean() > 127 else pixels)
+        relative = os.path.relpath(path, folder)
+        labels.append(relative.split(os.sep)[0] if os.sep in relative else None)
     if skipped:
         print(f"warning: skipped {len(skipped)} file(s) in {folder} that are not images: "
               f"{', '.join(skipped[:5])}{' ...' if len(skipped) > 5 else ''}")
     if not digits:
         raise BadInputError(f"{folder} holds no readable images. Put PNG/JPEG/... digit images in it "
                             f"(any size or colour mode; they are converted to 28x28 grayscale).")
-    return to_unit_float(np.stack(digits)), None
+    return to_unit_float(np.stack(digits)), None if None in labels else np.array(labels)
 
 
 def load_keras_mnist(split="train"):
@@ -426,19 +438,30 @@ def load_digits(data, split="train"):
     return (*load_image_folder(data), f"images from the folder {data}")
 
 
-def make_dataset(images, batch_size, seed, latent_dim):
-    """tf.data batches of (real digits, noise for the generated ones), reshuffled and re-drawn every epoch;
-    whole batches only.
+def encode_labels(labels):
+    """Labels of any kind (MNIST's integers, class folders' names) -> (class indices 0..n-1 as int32, the n class
+    names in index order). Names sort as numbers when they all are numbers, so folder "10" follows "9"."""
+    names = sorted({str(label) for label in labels}, key=lambda name: (0, int(name), "") if name.isdigit() else (1, 0, name))
+    index = {name: position for position, name in enumerate(names)}
+    return np.array([index[str(label)] for label in labels], dtype=np.int32), names
+
+
+def make_dataset(images, batch_size, seed, latent_dim, labels=None):
+    """tf.data batches of (real digits, noise for the generated ones), and with `labels` (a conditional run) each
+    real digit's class index as a third element; reshuffled and re-drawn every epoch; whole batches only.
 
     Shuffling indices and gathering a batch at a time costs one op per batch instead of one per digit. The
     noise is drawn here rather than in train_step so that, under tf.distribute, each device gets the slice of
     noise that belongs to its slice of the batch: N devices then compute exactly what one device would.
     """
     images = tf.constant(images)
+    labels = None if labels is None else tf.constant(labels, tf.int32)
 
     def gather_with_noise(indices, noise_seed):
-        return (tf.gather(images, indices),
-                tf.random.stateless_normal((tf.shape(indices)[0], latent_dim), seed=noise_seed))
+        noise = tf.random.stateless_normal((tf.shape(indices)[0], latent_dim), seed=noise_seed)
+        if labels is None:
+            return tf.gather(images, indices), noise
+        return tf.gather(images, indices), noise, tf.gather(labels, indices)
 
     batches = (tf.data.Dataset.range(len(images))
                .shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
@@ -498,9 +521,10 @@ def choose_precision(precision):
     return "mixed_bfloat16" if cpu_has_bf16_units() else "float32"
 
 
-def build_generator(latent_dim, channels):
+def build_generator(latent_dim, channels, classes=0):
     """Noise (n, latent_dim) -> digits (n, 28, 28, 1) in [0, 1]: Dense, Reshape, two stride-2 transposed convs
-    (7x7 -> 14x14 -> 28x28), then a 3x3 conv with a sigmoid.
+    (7x7 -> 14x14 -> 28x28), then a 3x3 conv with a sigmoid. With `classes` > 0 (a conditional run) the inputs are
+    [noise, class index (n,)], and a learned vector per class joins the noise.
 
     The stage at full resolution gives the strokes layers of their own: in a side-by-side run, FID after 10 epochs
     was 18.0 with it against 22.9 without (docs/experiments.md). Its 3x3 kernels cost about half of 4x4 ones,
@@ -508,8 +532,7 @@ def build_generator(latent_dim, channels):
     hidden layers keeps the activations in range early in training; the output layer computes in float32 under
     mixed precision so the sigmoid saturates cleanly.
     """
-    return keras.Sequential([
-        keras.Input((latent_dim,)),
+    body = [
         layers.Dense(7 * 7 * channels, use_bias=False),
         layers.BatchNormalization(synchronized=True),
         layers.LeakyReLU(0.2),
@@ -521,7 +544,26 @@ def build_generator(latent_dim, channels):
         layers.BatchNormalization(synchronized=True),
         layers.LeakyReLU(0.2),
         layers.Conv2D(1, 3, padding="same", activation="sigmoid", dtype="float32"),
-    ], name="generator")
+    ]
+    if not classes:
+        return keras.Sequential([keras.Input((latent_dim,)), *body], name="generator")
+    # The class enters once, through the first Dense layer: concatenating a class vector to the noise there
+    # equals a learned per-class offset of every 7x7 feature, which the following layers carry into the strokes.
+    noise, label = keras.Input((latent_dim,), name="noise"), keras.Input((), dtype="int32", name="label")
+    features = layers.Concatenate()([noise, layers.Embedding(classes, 32, name="class_vector")(label)])
+    for layer in body:
+        features = layer(features)
+    return keras.Model([noise, label], features, name="generator")
+
+
+def generator_classes(generator):
+    """How many classes a (saved) generator draws on request; 0 for an unconditional one."""
+    return generator.get_layer("class_vector").input_dim if len(generator.inputs) == 2 else 0
+
+
+def generator_inputs(generator, noise, labels):
+    """What to feed the generator: the noise, plus the class indices for a conditional one."""
+    return [noise, np.asarray(labels, np.int32)] if generator_classes(generator) else noise
 
 
 @keras.saving.register_keras_serializable(package="train_dcgan")
@@ -559,11 +601,11 @@ class GroupStdDev(layers.Layer):
         return dict(super().get_config(), group_size=self.group_size)
 
 
-def build_discriminator(channels, dropout, group_std=0):
+def build_discriminator(channels, dropout, group_std=0, classes=0):
     """Digits (n, 28, 28, 1) -> one real/fake logit each: two stride-2 convs with LeakyReLU and Dropout, and
-    with `group_std` > 0 the within-group spread as an extra 7x7 feature map before the output."""
-    return keras.Sequential([
-        keras.Input(IMAGE_SHAPE),
+    with `group_std` > 0 the within-group spread as an extra 7x7 feature map before the output. With `classes`
+    > 0 the inputs are [digits, class index (n,)] and the logit also says whether the digit fits its class."""
+    body = [
         layers.Conv2D(channels, 4, strides=2, padding="same"),  # 14x14
         layers.LeakyReLU(0.2),
         layers.Dropout(dropout),
@@ -572,8 +614,21 @@ def build_discriminator(channels, dropout, group_std=0):
         layers.Dropout(dropout),
         *([GroupStdDev(group_std)] if group_std else []),
         layers.Flatten(),
-        layers.Dense(1, dtype="float32"),  # a logit: the loss applies the sigmoid, in float32
-    ], name="discriminator")
+    ]
+    realness = layers.Dense(1, dtype="float32")  # a logit: the loss applies the sigmoid, in float32
+    if not classes:
+        return keras.Sequential([keras.Input(IMAGE_SHAPE), *body, realness], name="discriminator")
+    # A projection discriminator (Miyato & Koyama 2018): the logit gains the dot product of the digit's features
+    # with a learned vector of its class. Unlike label maps stacked onto the image, the class costs one dot
+    # product instead of wider convolutions, and D is asked the question directly: "is this a real 7?".
+    image, label = keras.Input(IMAGE_SHAPE, name="image"), keras.Input((), dtype="int32", name="label")
+    features = image
+    for layer in body:
+        features = layer(features)
+    class_vector = layers.Embedding(classes, features.shape[-1], name="class_projection")(label)
+    fit_to_class = layers.Dot(axes=1, dtype="float32")([features, class_vector])
+    return keras.Model([image, label], layers.Add(dtype="float32")([realness(features), fit_to_class]),
+                       name="discriminator")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -641,20 +696,26 @@ class DCGAN(keras.Model):
         return loss
 
     def train_step(self, data):
-        real_images, noise = data
+        # A conditional run's batches carry the real digits' classes as well; the generated digits are asked for
+        # the same classes, so the discriminator cannot tell real from generated by how often a class comes up.
+        real_images, noise, *labels = data
         batch_size = tf.shape(real_images)[0]
         ones = tf.ones((batch_size, 1))
         zeros = tf.zeros((batch_size, 1))
+
+        def with_labels(inputs, labels):
+            return [inputs, *labels] if labels else inputs
 
         # One batch of generated digits serves both updates (as in PyTorch's DCGAN example): the discriminator
         # learns from it, then the generator is scored on it by the updated discriminator. A second generator
         # pass on fresh noise costs a quarter of the generator's work per step and, in side-by-side runs, bought
         # no better digits per minute of training (docs/experiments.md).
         with tf.GradientTape() as g_tape:
-            fake_images = self.generator(noise, training=True)
+            fake_images = self.generator(with_labels(noise, labels), training=True)
             # Discriminator: one call on real and generated digits together, half the calls of two batches.
             with tf.GradientTape() as d_tape:
-                logits = self.discriminator(tf.concat([real_images, tf.stop_gradient(fake_images)], axis=0),
+                both = tf.concat([real_images, tf.stop_gradient(fake_images)], axis=0)
+                logits = self.discriminator(with_labels(both, [tf.concat([l, l], axis=0) for l in labels]),
                                             training=True)
                 d_loss = self.loss_fn(tf.concat([ones, zeros], axis=0), logits)
                 scaled_loss = self.d_optimizer.scale_loss(d_loss)  # float16 loss scaling; a no-op otherwise
@@ -662,7 +723,7 @@ class DCGAN(keras.Model):
             self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_variables))
 
             # Generator: the same digits, scored by the just-updated discriminator, labelled "real".
-            g_loss = self.generator_loss(self.discriminator(fake_images, training=True))
+            g_loss = self.generator_loss(self.discriminator(with_labels(fake_images, labels), training=True))
             scaled_loss = self.g_optimizer.scale_loss(g_loss)
         grads = g_tape.gradient(scaled_loss, self.generator.trainable_variables)
         self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_variables))
@@ -695,9 +756,9 @@ def make_strategy(name):
     return tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
 
 
-def build_dcgan(config, strategy=None):
+def build_dcgan(config, strategy=None, classes=0):
     """Generator, discriminator and the compiled DCGAN, built in the strategy's scope under the precision
-    policy that PRECISION resolves to."""
+    policy that PRECISION resolves to; with `classes` > 0, both models take class labels too."""
     strategy = strategy or tf.distribute.get_strategy()
     policy = choose_precision(config["PRECISION"])
     keras.mixed_precision.set_global_policy(policy)
@@ -708,8 +769,8 @@ def build_dcgan(config, strategy=None):
         return keras.optimizers.LossScaleOptimizer(optimizer) if policy == "mixed_float16" else optimizer
 
     with strategy.scope():
-        dcgan = DCGAN(build_generator(config["LATENT_DIM"], config["G_CHANNELS"]),
-                      build_discriminator(config["D_CHANNELS"], config["DROPOUT"], config["D_GROUP_STD"]),
+        dcgan = DCGAN(build_generator(config["LATENT_DIM"], config["G_CHANNELS"], classes),
+                      build_discriminator(config["D_CHANNELS"], config["DROPOUT"], config["D_GROUP_STD"], classes),
                       config["EMA_DECAY"], config["G_LOSS"])
         dcgan.compile(
             d_optimizer=adam(config["D_LEARNING_RATE"]),
@@ -766,18 +827,20 @@ class NonFiniteLossGuard(keras.callbacks.Callback):
 
 
 class SampleGridSaver(keras.callbacks.Callback):
-    """samples/epoch_NNN.png: digits from the same fixed noise every epoch, in inference mode."""
+    """samples/epoch_NNN.png: digits from the same fixed generator inputs every epoch (fixed_sample_inputs), in
+    inference mode, `rows` rows of them."""
 
-    def __init__(self, fixed_noise, samples_dir):
+    def __init__(self, fixed_inputs, samples_dir, rows=None):
         super().__init__()
-        self.fixed_noise = fixed_noise
+        self.fixed_inputs = fixed_inputs
         self.samples_dir = samples_dir
+        self.rows = rows
 
     def on_epoch_end(self, epoch, logs=None):
         # The model's call() is its sampler (the averaged generator for a DCGAN). training=False: batch norm
         # uses its running statistics, as it will when the generator is used later.
-        images = self.model(self.fixed_noise, training=False)
-        save_grid_png(np.asarray(images), sample_path(self.samples_dir, epoch + 1))
+        images = self.model(self.fixed_inputs, training=False)
+        save_grid_png(np.asarray(images), sample_path(self.samples_dir, epoch + 1), self.rows)
 
 
 class HistoryWriter(keras.callbacks.Callback):
@@ -806,9 +869,10 @@ class QualityMetricsWriter(keras.callbacks.Callback):
     """After the first epoch (an early warning), every METRICS_EVERY epochs and after the last: FID, KID,
     precision/recall and class balance."""
 
-    def __init__(self, evaluator, output_dir, every, last_epoch, previous_rows, history):
+    def __init__(self, evaluator, output_dir, every, last_epoch, previous_rows, history, class_names=None):
         super().__init__()
         self.history = history  # the HistoryWriter, which holds every epoch's training time
+        self.class_names = class_names  # a conditional run's classes, in label order
         self.evaluator = evaluator
         self.output_dir = output_dir
         self.every = every
@@ -820,7 +884,7 @@ class QualityMetricsWriter(keras.callbacks.Callback):
         if epoch % self.every and epoch not in (1, self.last_epoch):
             return
         started = time.perf_counter()
-        metrics = self.evaluator.evaluate_generator(self.model.ema_generator)
+        metrics = self.evaluator.evaluate_generator(self.model.ema_generator, self.class_names)
         newline = "\n" if sys.stdout.isatty() else ""  # on a terminal, step off the progress bar's line
         print(f"{newline}epoch {epoch} quality ({time.perf_counter() - started:.0f} s): {format_metrics(metrics)}",
               flush=True)
@@ -954,9 +1018,10 @@ def image_grid(images, rows):
     return grid
 
 
-def save_grid_png(images, path):
+def save_grid_png(images, path, rows=None):
+    """A grid of `rows` rows (default: as square as the count allows) as a PNG."""
     with atomic_output(path) as temp_path:
-        Image.fromarray(image_grid(images, math.isqrt(len(images) - 1) + 1)).save(temp_path)
+        Image.fromarray(image_grid(images, rows or math.isqrt(len(images) - 1) + 1)).save(temp_path)
 
 
 def sample_path(samples_dir, epoch):
@@ -1041,15 +1106,15 @@ def read_checkpoint_state(checkpoint_dir):
 
 # Settings a run keeps for life: the models' shapes, and what its training state depends on. A checkpoint made
 # with other values is refused rather than loaded into models it does not fit, or silently mixed with other data.
-RESUME_SETTINGS = ["LATENT_DIM", "G_CHANNELS", "D_CHANNELS", "D_GROUP_STD", "BATCH_SIZE", "DATA", "MAX_TRAIN_IMAGES",
-                   "SEED"]
+RESUME_SETTINGS = ["CONDITIONAL", "LATENT_DIM", "G_CHANNELS", "D_CHANNELS", "D_GROUP_STD", "BATCH_SIZE", "DATA",
+                   "MAX_TRAIN_IMAGES", "SEED"]
 
 
 def checkpoint_mismatches(state, config, policy):
     """What differs between a checkpoint's settings and this run's, as readable phrases, and the flags that match."""
-    # A checkpoint written before D_GROUP_STD existed was made without the feature, i.e. with 0; one written
-    # before the policy was recorded is taken to have used today's.
-    saved = dict({"D_GROUP_STD": 0}, **state["config"])
+    # A checkpoint written before D_GROUP_STD or CONDITIONAL existed was made without the feature (0, False); one
+    # written before the policy was recorded is taken to have used today's.
+    saved = dict({"D_GROUP_STD": 0, "CONDITIONAL": False}, **state["config"])
     saved_policy = state.get("policy", policy)
     changed = [f"{name} was {saved[name]!r}, now {config[name]!r}" for name in RESUME_SETTINGS
                if name in saved and saved[name] != config[name]]
@@ -1100,8 +1165,27 @@ def mark_checkpoint_finished(checkpoint_dir):
     write_checkpoint_state(checkpoint_dir, dict(state, finished=True))
 
 
+def write_class_names(output_dir, class_names):
+    """classes.json: a conditional run's class names in label order, so that --generate --digit 7 finds label 7."""
+    with atomic_output(os.path.join(output_dir, "classes.json")) as temp_path:
+        with open(temp_path, "w", encoding="utf-8") as file:
+            json.dump(class_names, file)
+
+
+def read_class_names(folder, classes):
+    """The class names saved beside a conditional generator; "0", "1", ... when there are none that fit."""
+    path = os.path.join(folder, "classes.json")
+    try:
+        with open(path, encoding="utf-8") as file:
+            names = json.load(file)
+    except (OSError, ValueError):
+        names = None
+    fits = isinstance(names, list) and len(names) == classes
+    return [str(name) for name in names] if fits else [str(index) for index in range(classes)]
+
+
 RUN_OUTPUTS = ["checkpoint", "samples", "tensorboard", "history.csv", "losses.png", "metrics.csv", "metrics.png",
-               "generated_images.gif", "generator.keras", "discriminator.keras"]
+               "generated_images.gif", "generator.keras", "discriminator.keras", "classes.json"]
 
 
 def discard_run(output_dir):
@@ -1138,6 +1222,8 @@ def output_dir_lock(output_dir):
 # ----------------------------------------------------------------------------------------------------------------
 QUALITY_COLUMNS = ["fid", "kid", "precision", "recall", "class_entropy", "min_class_share",
                    "mean_confidence"] + [f"share_{digit}" for digit in range(10)]
+# A conditional generator's "asked for a 7, got a 7": overall, per requested digit; empty for unconditional runs.
+QUALITY_COLUMNS += ["class_accuracy"] + [f"class_accuracy_{digit}" for digit in range(10)]
 METRICS_COLUMNS = ["epoch", "training_minutes"] + QUALITY_COLUMNS  # metrics.csv; minutes of training so far
 # The metrics' classifier is one fixed, committed file (like FID's fixed Inception weights): a classifier retrained
 # on another machine scores the same generator differently (FID 10.1 against 11.8 in one check).
@@ -1288,6 +1374,28 @@ def class_balance(probabilities):
             **{f"share_{digit}": float(share) for digit, share in enumerate(shares)}}
 
 
+def requested_class_accuracy(probabilities, requested_digits):
+    """Asked for a 7, got a 7: the share of samples the classifier reads as the digit they were asked for, overall
+    and per requested digit."""
+    hits = probabilities.argmax(1) == requested_digits
+    return {"class_accuracy": float(hits.mean()),
+            **{f"class_accuracy_{digit}": float(hits[requested_digits == digit].mean())
+               for digit in np.unique(requested_digits)}}
+
+
+def class_digits(class_names):
+    """The MNIST digit each class stands for, when every class name is one ("0" ... "9"), else None: the metric
+    classifier can only judge digits."""
+    if not all(name in [str(digit) for digit in range(10)] for name in class_names):
+        return None
+    return np.array([int(name) for name in class_names])
+
+
+def balanced_labels(count, classes):
+    """`count` class indices, every class equally often (within one), in order: a conditional sample set."""
+    return (np.arange(count) * classes // count).astype(np.int32) if classes else np.zeros(count, np.int32)
+
+
 def mode_collapse_warnings(metrics, previous):
     """Plain-language warnings when a digit class nearly vanishes or the class entropy drops sharply."""
     alarms = []
@@ -1302,9 +1410,15 @@ def mode_collapse_warnings(metrics, previous):
 
 
 def format_metrics(metrics):
-    return (f"FID {metrics['fid']:.2f}, KID {metrics['kid']:.4f}, precision {metrics['precision']:.3f}, "
+    text = (f"FID {metrics['fid']:.2f}, KID {metrics['kid']:.4f}, precision {metrics['precision']:.3f}, "
             f"recall {metrics['recall']:.3f}, class entropy {metrics['class_entropy']:.3f} bits, smallest class "
             f"{metrics['min_class_share']:.1%}, mean confidence {metrics['mean_confidence']:.3f}")
+    if "class_accuracy" in metrics:
+        per_digit = {k: v for k, v in metrics.items() if k.startswith("class_accuracy_")}
+        worst = min(per_digit, key=per_digit.get)
+        text += (f", requested class drawn {metrics['class_accuracy']:.1%} (worst: digit {worst.split('_')[-1]} "
+                 f"{per_digit[worst]:.1%})")
+    return text
 
 
 class QualityEvaluator:
@@ -1321,19 +1435,31 @@ class QualityEvaluator:
     def features_and_probabilities(self, images):
         return self.extractor.predict(images, batch_size=1000, verbose=0)
 
-    def evaluate_images(self, images):
+    def evaluate_images(self, images, requested_digits=None):
+        """The metrics of `images`; with `requested_digits` (what a conditional generator was asked to draw, one
+        per image) also how often it drew them."""
         features, probabilities = self.features_and_probabilities(images)
         precision, recall = precision_recall(self.reference_features, features)
-        return {"fid": frechet_distance(self.reference_features, features),
-                "kid": kernel_distance(self.reference_features, features),
-                "precision": precision, "recall": recall, **class_balance(probabilities)}
+        metrics = {"fid": frechet_distance(self.reference_features, features),
+                   "kid": kernel_distance(self.reference_features, features),
+                   "precision": precision, "recall": recall, **class_balance(probabilities)}
+        if requested_digits is not None:
+            metrics.update(requested_class_accuracy(probabilities, requested_digits))
+        return metrics
 
-    def evaluate_generator(self, generator):
-        # Direct calls rather than predict(): predict would run under the training's tf.distribute strategy.
+    def evaluate_generator(self, generator, class_names=None):
+        """The metrics of SAMPLES digits from `generator`; a conditional one is asked for every class equally
+        often, and scored on drawing them when its classes (`class_names`, default "0", "1", ...) are digits."""
+        classes = generator_classes(generator)
         noise = np.random.default_rng(self.seed).standard_normal((self.samples, self.latent_dim)).astype(np.float32)
-        images = np.concatenate([np.asarray(generator(noise[start:start + 1000], training=False), np.float32)
-                                 for start in range(0, len(noise), 1000)])
-        return self.evaluate_images(images)
+        labels = balanced_labels(self.samples, classes)
+        # Direct calls rather than predict(): predict would run under the training's tf.distribute strategy.
+        images = np.concatenate([
+            np.asarray(generator(generator_inputs(generator, noise[start:start + 1000], labels[start:start + 1000]),
+                                 training=False), np.float32)
+            for start in range(0, len(noise), 1000)])
+        digits = class_digits(class_names or [str(index) for index in range(classes)]) if classes else None
+        return self.evaluate_images(images, None if digits is None else digits[labels])
 
 
 def build_quality_evaluator(config):
@@ -1386,18 +1512,41 @@ def fixed_sample_noise(config):
     return rng.standard_normal((config["GRID_ROWS"] ** 2, config["LATENT_DIM"])).astype(np.float32)
 
 
+def fixed_sample_inputs(config, classes=0):
+    """(generator inputs, rows) of every epoch's sample grid: GRID_ROWS x GRID_ROWS digits from fixed noise; for
+    a conditional run one row per class, the same noise down each column, so every class is seen improving side
+    by side (and the noise's share of the look, the style, is seen along each row)."""
+    noise = fixed_sample_noise(config)
+    if not classes:
+        return noise, None
+    columns = noise[:config["GRID_ROWS"]]
+    return [np.tile(columns, (classes, 1)), np.repeat(np.arange(classes, dtype=np.int32), len(columns))], classes
+
+
 def load_training_digits(config):
-    images, _, source = load_digits(config["DATA"], "train")
+    """(images, class indices, class names) to train on; the labels are None and [] unless CONDITIONAL."""
+    images, labels, source = load_digits(config["DATA"], "train")
+    if config["CONDITIONAL"] and labels is None:
+        raise BadInputError(f"--conditional 1 needs labelled digits, and {source} has no labels. Use MNIST "
+                            f"(--data auto), an .npz with y_train, MNIST IDX files with their labels file, or an "
+                            f"image folder with one subfolder per class (my_digits/0/*.png, my_digits/1/*.png, "
+                            f"...); or train unconditionally with --conditional 0.")
     if config["MAX_TRAIN_IMAGES"] and config["MAX_TRAIN_IMAGES"] < len(images):
         # A random sample (fixed by SEED), not the first N: files come sorted, so an image folder of class
         # folders 0/ 1/ 2/ ... would otherwise give only zeros.
-        keep = np.random.default_rng(config["SEED"]).choice(len(images), config["MAX_TRAIN_IMAGES"], replace=False)
-        images = images[np.sort(keep)]
+        keep = np.sort(np.random.default_rng(config["SEED"]).choice(len(images), config["MAX_TRAIN_IMAGES"],
+                                                                    replace=False))
+        images, labels = images[keep], None if labels is None else labels[keep]
     if config["BATCH_SIZE"] > len(images):
         raise BadInputError(f"--batch_size {config['BATCH_SIZE']} is larger than the {len(images)} training "
                             f"images. Use a smaller --batch_size or more images.")
-    print(f"data: {len(images):,} images of {images.shape[1:]} from {source}")
-    return images
+    class_indices, class_names = encode_labels(labels) if config["CONDITIONAL"] else (None, [])
+    if config["CONDITIONAL"] and len(class_names) < 2:
+        raise BadInputError(f"--conditional 1 needs at least two classes to choose from; {source} has only "
+                            f"{class_names}. Add class folders, or train with --conditional 0.")
+    classes = f", {len(class_names)} classes ({', '.join(class_names)})" if class_names else ""
+    print(f"data: {len(images):,} images of {images.shape[1:]} from {source}{classes}")
+    return images, class_indices, class_names
 
 
 def is_chief(strategy):
@@ -1421,7 +1570,7 @@ def train(config, restart=False):
     """Train for EPOCHS (resuming or continuing the run in OUTPUT_DIR, or with `restart` discarding it first),
     writing every output."""
     started = time.perf_counter()
-    images = load_training_digits(config)
+    digits = load_training_digits(config)
     keras.utils.set_random_seed(config["SEED"])
     strategy = make_strategy(config["STRATEGY"])
     chief = is_chief(strategy)
@@ -1433,7 +1582,7 @@ def train(config, restart=False):
         with output_dir_lock(output_dir):
             if restart and chief:
                 discard_run(output_dir)
-            return fit_and_write_outputs(config, images, strategy, chief, output_dir, started)
+            return fit_and_write_outputs(config, digits, strategy, chief, output_dir, started)
     finally:
         if not chief:
             shutil.rmtree(output_dir, ignore_errors=True)
@@ -1451,13 +1600,14 @@ def check_batch_per_replica(config, replicas):
                             f"Use a --batch_size that is a multiple of {replicas * max(group, 1)}.")
 
 
-def fit_and_write_outputs(config, images, strategy, chief, output_dir, started):
+def fit_and_write_outputs(config, digits, strategy, chief, output_dir, started):
+    images, labels, class_names = digits
     check_batch_per_replica(config, strategy.num_replicas_in_sync)
     steps_per_epoch = len(images) // config["BATCH_SIZE"]
     steps_per_execution = min(config["STEPS_PER_EXECUTION"], steps_per_epoch)
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         steps_per_execution = 1  # Keras 3.15's multi-step loop fails to run under MultiWorkerMirroredStrategy
-    dcgan = build_dcgan(dict(config, STEPS_PER_EXECUTION=steps_per_execution), strategy)
+    dcgan = build_dcgan(dict(config, STEPS_PER_EXECUTION=steps_per_execution), strategy, len(class_names))
     print(f"precision policy: {keras.mixed_precision.global_policy().name}; {strategy.num_replicas_in_sync} "
           f"replica(s) ({type(strategy).__name__}), {config['BATCH_SIZE']} digits per step in all")
     dcgan.generator.summary()
@@ -1472,6 +1622,8 @@ def fit_and_write_outputs(config, images, strategy, chief, output_dir, started):
             os.remove(stale)  # grids of an earlier run would otherwise mix into this run's GIF
     real_digits = images[np.random.default_rng(config["SEED"]).permutation(len(images))[:config["GRID_ROWS"] ** 2]]
     save_grid_png(real_digits, os.path.join(output_dir, "real_samples.png"))
+    if class_names:
+        write_class_names(output_dir, class_names)
 
     checkpoint_dir = checkpoint_dir_of(output_dir)
     history_writer = HistoryWriter(output_dir, read_csv_rows(os.path.join(output_dir, "history.csv"), done_epochs))
@@ -1480,18 +1632,19 @@ def fit_and_write_outputs(config, images, strategy, chief, output_dir, started):
         quality_writer = QualityMetricsWriter(build_quality_evaluator(config), output_dir, config["METRICS_EVERY"],
                                               config["EPOCHS"],
                                               read_csv_rows(os.path.join(output_dir, "metrics.csv"), done_epochs),
-                                              history_writer)
+                                              history_writer, class_names)
     interactive = sys.stdout.isatty()
+    grid_inputs, grid_rows = fixed_sample_inputs(config, len(class_names))
     callbacks = [EpochTimer(steps_per_epoch * config["BATCH_SIZE"]),
                  NonFiniteLossGuard(),
-                 SampleGridSaver(fixed_sample_noise(config), samples_dir),
+                 SampleGridSaver(grid_inputs, samples_dir, grid_rows),
                  history_writer,
                  *([quality_writer] if quality_writer else []),
                  ModelSaver(output_dir), ResumeCheckpoint(checkpoint_dir, config),
                  TensorBoardWriter(os.path.join(output_dir, "tensorboard"), samples_dir, quality_writer),
                  *([] if interactive else [PlainEpochLog(config["EPOCHS"])])]
 
-    dataset = make_dataset(images, config["BATCH_SIZE"], config["SEED"], config["LATENT_DIM"])
+    dataset = make_dataset(images, config["BATCH_SIZE"], config["SEED"], config["LATENT_DIM"], labels)
     skip_done_epochs(dataset, done_epochs)
     training_started = time.perf_counter()
     try:
@@ -1531,14 +1684,43 @@ def load_saved_generator(path):
         raise BadInputError(f"{path} could not be loaded ({error}). Train again to replace it.") from None
 
 
-def generate_digits(config, count, generator_path):
-    """--generate N: N digits from the saved generator as a grid, single PNGs and a .npy array."""
+def requested_labels(generator, class_names, count, digit):
+    """The class indices --generate asks a conditional generator for: `count` of class `digit`, or with `digit`
+    None every class equally often; checks that --digit fits the generator."""
+    classes = generator_classes(generator)
+    if digit is not None and not classes:
+        raise BadInputError(f"--digit {digit} needs a conditional generator, and this one draws whatever its noise "
+                            f"gives. Train one with --conditional 1 (and its own --output_dir), or leave out --digit.")
+    if digit is not None and digit not in class_names:
+        raise BadInputError(f"--digit {digit!r} is not one of this generator's classes: {', '.join(class_names)}.")
+    if digit is not None:
+        return np.full(count, class_names.index(digit), np.int32)
+    return balanced_labels(count, classes)
+
+
+def noise_input_length(generator):
+    return generator.inputs[0].shape[-1]
+
+
+def generate_digits(config, count, generator_path, digit=None):
+    """--generate N [--digit D]: N digits from the saved generator as a grid, single PNGs and a .npy array; from a
+    conditional generator N of class D, or of every class equally often with their labels in labels.npy."""
     generator = load_saved_generator(generator_path)
-    latent_dim = generator.input_shape[-1]
-    noise = np.random.default_rng(config["SEED"]).standard_normal((count, latent_dim)).astype(np.float32)
-    images = np.asarray(generator.predict(noise, batch_size=1000, verbose=0), dtype=np.float32)
+    class_names = read_class_names(os.path.dirname(generator_path), generator_classes(generator))
+    labels = requested_labels(generator, class_names, count, digit)
+    noise = np.random.default_rng(config["SEED"]).standard_normal(
+        (count, noise_input_length(generator))).astype(np.float32)
+    images = np.asarray(generator.predict(generator_inputs(generator, noise, labels), batch_size=1000, verbose=0),
+                        dtype=np.float32)
     out_dir = os.path.join(config["OUTPUT_DIR"], "generated")
     os.makedirs(out_dir, exist_ok=True)
+    labels_path = os.path.join(out_dir, "labels.npy")
+    if class_names:
+        with atomic_output(labels_path) as temp_path:
+            with open(temp_path, "wb") as file:
+                np.save(file, labels)
+    elif os.path.exists(labels_path):
+        os.remove(labels_path)  # an earlier conditional batch's labels would be taken for these digits'
     save_grid_png(images, os.path.join(out_dir, "grid.png"))
     for index, image in enumerate(images):
         with atomic_output(os.path.join(out_dir, f"digit_{index:04d}.png")) as temp_path:
@@ -1546,7 +1728,9 @@ def generate_digits(config, count, generator_path):
     with atomic_output(os.path.join(out_dir, "digits.npy")) as temp_path:
         with open(temp_path, "wb") as file:
             np.save(file, images)
-    print(f"wrote {count} digits to {out_dir}/: grid.png, digit_0000.png ... digit_{count - 1:04d}.png, "
+    which = f" of class {digit}" if digit is not None else (f", every class equally often (labels.npy: class "
+                                                             f"indices of {', '.join(class_names)})" if class_names else "")
+    print(f"wrote {count} digits{which} to {out_dir}/: grid.png, digit_0000.png ... digit_{count - 1:04d}.png, "
           f"digits.npy (shape {images.shape}, values in [0, 1]); seed {config['SEED']}")
     return 0
 
@@ -1554,12 +1738,14 @@ def generate_digits(config, count, generator_path):
 def evaluate_saved(config, generator_path):
     """--evaluate: the quality metrics of the saved generator, printed as a table."""
     generator = load_saved_generator(generator_path)
-    metrics = build_quality_evaluator(dict(config, LATENT_DIM=generator.input_shape[-1]))
-    result = metrics.evaluate_generator(generator)
+    metrics = build_quality_evaluator(dict(config, LATENT_DIM=noise_input_length(generator)))
+    result = metrics.evaluate_generator(
+        generator, read_class_names(os.path.dirname(generator_path), generator_classes(generator)))
     print(f"\nquality of {generator_path} "
           f"({config['METRICS_SAMPLES']:,} samples vs the 10,000 MNIST test digits):")
     for name in QUALITY_COLUMNS:
-        print(f"  {name:16s} {result[name]:.4f}")
+        if name in result:
+            print(f"  {name:18s} {result[name]:.4f}")
     for warning in mode_collapse_warnings(result, None):
         print(f"WARNING: {warning}")
     return 0
@@ -1589,9 +1775,11 @@ def write_interpolation(config, generator_path, keypoints=4):
     generator = load_saved_generator(generator_path)
     digits = config["GRID_ROWS"] ** 2
     rng = np.random.default_rng(config["SEED"])
-    path = latent_loop(rng.standard_normal((keypoints, digits, generator.input_shape[-1])),
+    path = latent_loop(rng.standard_normal((keypoints, digits, noise_input_length(generator))),
                        config["INTERPOLATION_FRAMES"])
-    frames = [image_grid(np.asarray(generator(noise, training=False), np.float32), config["GRID_ROWS"])
+    labels = balanced_labels(digits, generator_classes(generator))  # a conditional generator: classes in order
+    frames = [image_grid(np.asarray(generator(generator_inputs(generator, noise, labels), training=False),
+                                    np.float32), config["GRID_ROWS"])
               for noise in path]
     gif_path = os.path.join(config["OUTPUT_DIR"], "interpolation.gif")
     with atomic_output(gif_path) as temp_path:
@@ -1615,7 +1803,7 @@ def main(argv=None):
         generator_path = (PRETRAINED_GENERATOR_PATH if args.pretrained
                           else os.path.join(config["OUTPUT_DIR"], "generator.keras"))
         if args.generate is not None:
-            return generate_digits(config, args.generate, generator_path)
+            return generate_digits(config, args.generate, generator_path, args.digit)
         if args.evaluate:
             return evaluate_saved(config, generator_path)
         if args.interpolate:

@@ -104,8 +104,9 @@ def test_image_folder_with_junk_files_loads_its_images(tmp_path, small_digits):
         picture = Image.fromarray(np.rint(image[..., 0] * 255).astype(np.uint8))
         picture.resize((56, 56)).convert("RGB" if index % 2 else "L").save(folder / f"{index}.png")
     (folder / "Thumbs.db").write_bytes(b"\x00\x01junk")
-    images = train_dcgan.load_training_digits(dict(train_dcgan.DEFAULT_CONFIG, DATA=str(folder)))
+    images, labels, class_names = train_dcgan.load_training_digits(dict(train_dcgan.DEFAULT_CONFIG, DATA=str(folder)))
     assert images.shape == (40, 28, 28, 1)
+    assert labels is None and class_names == []
 
 
 @pytest.mark.parametrize("argv, message", [
