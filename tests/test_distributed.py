@@ -22,7 +22,10 @@ import keras
 import train_dcgan
 
 config = dict(train_dcgan.DEFAULT_CONFIG, DROPOUT=0.0, PRECISION="float32", STEPS_PER_EXECUTION=1)
-images = train_dcgan.load_digits("auto")[0][:256]
+images, labels, _ = train_dcgan.load_digits("auto")
+images, labels = images[:256], labels[:256].astype("int32")
+classes = int(sys.argv[2])  # 10: a conditional run, whose batches carry labels (with the R1 penalty on, too)
+config["R1_GAMMA"] = 1.0 if classes else 0.0
 
 class StepLogs(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
@@ -32,9 +35,10 @@ class StepLogs(keras.callbacks.Callback):
 
 def first_steps(strategy):
     keras.utils.set_random_seed(0)
-    dcgan = train_dcgan.build_dcgan(config, strategy)
+    dcgan = train_dcgan.build_dcgan(config, strategy, classes)
     recorder = StepLogs()
-    dcgan.fit(train_dcgan.make_dataset(images, 32, 0, config["LATENT_DIM"]), epochs=1, steps_per_epoch=4,
+    dataset = train_dcgan.make_dataset(images, 32, 0, config["LATENT_DIM"], labels if classes else None)
+    dcgan.fit(dataset, epochs=1, steps_per_epoch=4,
               verbose=0, shuffle=False, callbacks=[recorder])
     return recorder.steps
 
@@ -44,9 +48,10 @@ print(json.dumps({"replicas": mirrored.num_replicas_in_sync, "single": first_ste
 """
 
 
-def test_mirrored_over_two_cpu_devices_matches_one_device():
-    result = subprocess.run([sys.executable, "-c", MIRRORED_VS_SINGLE, REPO], capture_output=True, text=True,
-                            timeout=600, env=CPU_ONLY)
+@pytest.mark.parametrize("classes", [0, 10], ids=["unconditional", "conditional"])
+def test_mirrored_over_two_cpu_devices_matches_one_device(classes):
+    result = subprocess.run([sys.executable, "-c", MIRRORED_VS_SINGLE, REPO, str(classes)], capture_output=True,
+                            text=True, timeout=600, env=CPU_ONLY)
     assert result.returncode == 0, result.stderr[-3000:]
     runs = json.loads(result.stdout.strip().splitlines()[-1])
     assert runs["replicas"] == 2

@@ -5,6 +5,7 @@ import os
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import train_dcgan
 
@@ -193,3 +194,31 @@ def test_checkpoint_from_before_group_std_resumes_only_without_it(tiny_config, t
                                                        "finished": False, "config": old_config})
     with pytest.raises(train_dcgan.BadInputError, match="D_GROUP_STD was 0, now 4.*--d_group_std 0"):
         train_dcgan.restore_checkpoint(None, str(tmp_path), dict(tiny_config, D_GROUP_STD=4), "float32")
+
+
+def real_slopes(discriminator, images):
+    images = tf.constant(images)
+    with tf.GradientTape() as tape:
+        tape.watch(images)
+        logit_sum = tf.reduce_sum(discriminator(images, training=False))
+    return float(tf.reduce_mean(tf.reduce_sum(tf.square(tape.gradient(logit_sum, images)), [1, 2, 3])))
+
+
+def test_r1_penalty_runs_on_its_schedule_and_flattens_d_around_real_digits(tiny_config, small_digits, monkeypatch):
+    config = dict(tiny_config, PRECISION="float32", STEPS_PER_EXECUTION=1, DROPOUT=0.0)
+    dcgan = train_dcgan.build_dcgan(dict(config, R1_GAMMA=2.0))
+    real = tf.constant(small_digits[0][:32])
+    penalty_now = float(dcgan.real_gradient_penalty(real, []))  # step 0: a penalty step
+    expected = 0.5 * 2.0 * train_dcgan.R1_INTERVAL * real_slopes(dcgan.discriminator, small_digits[0][:32])
+    assert penalty_now == pytest.approx(expected, rel=1e-4) and penalty_now > 0
+    dcgan.d_optimizer.iterations.assign(1)
+    assert float(dcgan.real_gradient_penalty(real, [])) == 0.0  # lazy: not on the steps in between
+
+    monkeypatch.setattr(train_dcgan, "R1_INTERVAL", 1)
+    slopes = {}
+    for gamma in (0.0, 10.0):
+        keras.utils.set_random_seed(0)
+        model = train_dcgan.build_dcgan(dict(config, R1_GAMMA=gamma))
+        model.fit(train_dcgan.make_dataset(small_digits[0], 32, 0, 128), epochs=3, verbose=0, shuffle=False)
+        slopes[gamma] = real_slopes(model.discriminator, small_digits[0][:128])
+    assert slopes[10.0] < 0.5 * slopes[0.0], slopes
