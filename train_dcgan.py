@@ -1686,9 +1686,16 @@ def fit_and_write_outputs(config, digits, strategy, chief, output_dir, started):
         return 130
     training_seconds = time.perf_counter() - training_started
 
-    mark_checkpoint_finished(checkpoint_dir)
+    # The GIF before the finished mark: if writing it fails (a full disk), the run stays unfinished at its last
+    # epoch, and the same command trains nothing more and writes the GIF.
     gif_path = os.path.join(output_dir, "generated_images.gif")
-    write_gif(samples_dir, config["EPOCHS"], gif_path, config["GIF_FRAME_SECONDS"])
+    try:
+        write_gif(samples_dir, config["EPOCHS"], gif_path, config["GIF_FRAME_SECONDS"])
+    except OSError as error:
+        raise BadInputError(f"all {config['EPOCHS']} epochs are trained and saved, but {gif_path} could not be "
+                            f"written ({error}). Free some space or fix the folder's permissions, then run the same "
+                            f"command again: it writes the GIF without training again.") from None
+    mark_checkpoint_finished(checkpoint_dir)
     trained_images = (config["EPOCHS"] - done_epochs) * steps_per_epoch * config["BATCH_SIZE"]
     print(f"generator weights fingerprint: {weights_fingerprint(dcgan.ema_generator)}")
     print(f"done: {config['EPOCHS'] - done_epochs} epoch(s) of {steps_per_epoch * config['BATCH_SIZE']:,} images "

@@ -89,13 +89,19 @@ def build_variants(images, samples_dir):
     variants["straightforward float32"] = (reference, reference_data)
     policies = ["float32", "mixed_bfloat16"] + (["mixed_float16"] if tf.config.list_physical_devices("GPU") else [])
     steps = train_dcgan.STEPS_PER_EXECUTION
-    settings = [(policy, steps, True) for policy in policies] + [(policies[-1], 1, True), (policies[-1], steps, False)]
-    for policy, steps_per_execution, averaged in settings:
-        config = dict(train_dcgan.DEFAULT_CONFIG, PRECISION=policy, STEPS_PER_EXECUTION=steps_per_execution)
+    r1_gamma = train_dcgan.R1_GAMMA
+    other_r1 = 0.0 if r1_gamma else 1.0  # what the R1 penalty costs (or would cost) per step
+    settings = ([(policy, steps, True, r1_gamma) for policy in policies]
+                + [(policies[-1], 1, True, r1_gamma), (policies[-1], steps, False, r1_gamma),
+                   (policies[-1], steps, True, other_r1)])
+    for policy, steps_per_execution, averaged, r1 in settings:
+        config = dict(train_dcgan.DEFAULT_CONFIG, PRECISION=policy, STEPS_PER_EXECUTION=steps_per_execution,
+                      R1_GAMMA=r1)
         dcgan = train_dcgan.build_dcgan(config)
         if not averaged:
             dcgan.update_ema_generator = lambda: None  # what the generator's weight average costs per step
-        name = f"train_dcgan {policy}, {steps_per_execution} step(s)/call{'' if averaged else ', no EMA'}"
+        name = (f"train_dcgan {policy}, {steps_per_execution} step(s)/call{'' if averaged else ', no EMA'}"
+                f"{f', R1_GAMMA {r1:g}' if r1 != r1_gamma else ''}")
         variants[name] = (dcgan, train_dcgan.make_dataset(images, config["BATCH_SIZE"], config["SEED"],
                                                           config["LATENT_DIM"]))
     noise = train_dcgan.fixed_sample_noise(train_dcgan.DEFAULT_CONFIG)

@@ -222,6 +222,25 @@ def test_a_run_killed_after_its_last_epoch_is_completed_by_the_same_command(fini
     assert [row["epoch"] for row in csv_rows(os.path.join(finished_copy, "history.csv"))] == ["1", "2"]
 
 
+def test_a_gif_that_cannot_be_written_leaves_a_run_the_same_command_completes(finished_copy):
+    path = os.path.join(finished_copy, "checkpoint", "state.json")
+    json.dump(dict(json.load(open(path)), finished=False), open(path, "w"))  # as after the last epoch
+    gif_path = os.path.join(finished_copy, "generated_images.gif")
+    os.remove(gif_path)
+    os.makedirs(os.path.join(gif_path, "in_the_way"))  # the rename onto it fails, as on a full disk
+    args = ["--epochs", "2", *QUICK, "--metrics_every", "1", "--metrics_samples", "500", "--output_dir", finished_copy]
+    result = run_script(*args)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "could not be written" in result.stderr and "run the same command again" in result.stderr
+    assert json.load(open(path))["finished"] is False
+    shutil.rmtree(gif_path)
+    result = run_script(*args)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert len(iio.imread(gif_path, index=None)) == 2 and json.load(open(path))["finished"] is True
+    assert "epoch 2/2:" not in result.stdout  # nothing trained again
+    assert [row["epoch"] for row in csv_rows(os.path.join(finished_copy, "history.csv"))] == ["1", "2"]
+
+
 def test_a_second_run_on_the_same_folder_stops_at_once(finished_copy):
     import fcntl
     before = folder_digest(finished_copy)
