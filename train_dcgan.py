@@ -1612,7 +1612,7 @@ def train(config, restart=False):
         with output_dir_lock(output_dir):
             if restart and chief:
                 discard_run(output_dir)
-            return fit_and_write_outputs(config, digits, strategy, chief, output_dir, started)
+            return fit_and_write_outputs(config, digits, strategy, chief, output_dir, started, restart)
     finally:
         if not chief:
             shutil.rmtree(output_dir, ignore_errors=True)
@@ -1630,7 +1630,7 @@ def check_batch_per_replica(config, replicas):
                             f"Use a --batch_size that is a multiple of {replicas * max(group, 1)}.")
 
 
-def fit_and_write_outputs(config, digits, strategy, chief, output_dir, started):
+def fit_and_write_outputs(config, digits, strategy, chief, output_dir, started, restart=False):
     images, labels, class_names = digits
     check_batch_per_replica(config, strategy.num_replicas_in_sync)
     steps_per_epoch = len(images) // config["BATCH_SIZE"]
@@ -1643,9 +1643,10 @@ def fit_and_write_outputs(config, digits, strategy, chief, output_dir, started):
     dcgan.generator.summary()
     dcgan.discriminator.summary()
 
-    # Every worker resumes from the chief's checkpoint (on several machines, OUTPUT_DIR must be shared).
-    done_epochs = restore_checkpoint(dcgan, checkpoint_dir_of(config["OUTPUT_DIR"]), config,
-                                     keras.mixed_precision.global_policy().name)
+    # Every worker resumes from the chief's checkpoint (on several machines, OUTPUT_DIR must be shared). With
+    # --restart none reads it: the chief may be deleting it at this moment.
+    done_epochs = 0 if restart else restore_checkpoint(dcgan, checkpoint_dir_of(config["OUTPUT_DIR"]), config,
+                                                       keras.mixed_precision.global_policy().name)
     samples_dir = os.path.join(output_dir, "samples")
     if done_epochs == 0:
         for stale in glob.glob(os.path.join(samples_dir, "epoch_*.png")):
@@ -1688,13 +1689,15 @@ def fit_and_write_outputs(config, digits, strategy, chief, output_dir, started):
 
     # The GIF before the finished mark: if writing it fails (a full disk), the run stays unfinished at its last
     # epoch, and the same command trains nothing more and writes the GIF.
+    # Only the chief has every epoch's grid (other workers write this run's epochs into a temporary folder).
     gif_path = os.path.join(output_dir, "generated_images.gif")
     try:
-        write_gif(samples_dir, config["EPOCHS"], gif_path, config["GIF_FRAME_SECONDS"])
+        if chief:
+            write_gif(samples_dir, config["EPOCHS"], gif_path, config["GIF_FRAME_SECONDS"])
     except OSError as error:
         raise BadInputError(f"all {config['EPOCHS']} epochs are trained and saved, but {gif_path} could not be "
-                            f"written ({error}). Free some space or fix the folder's permissions, then run the same "
-                            f"command again: it writes the GIF without training again.") from None
+                            f"written ({error}). Fix that (a full disk, the folder's permissions, a deleted "
+                            f"grid), then run the same command again: it writes the GIF, training nothing.") from None
     mark_checkpoint_finished(checkpoint_dir)
     trained_images = (config["EPOCHS"] - done_epochs) * steps_per_epoch * config["BATCH_SIZE"]
     print(f"generator weights fingerprint: {weights_fingerprint(dcgan.ema_generator)}")
