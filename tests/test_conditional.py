@@ -74,6 +74,18 @@ def test_image_folder_of_class_folders_gives_the_folder_names_as_classes(tmp_pat
         assert matches and matches[0] == index
 
 
+def test_npz_labels_stay_with_their_digits_through_max_train_images(tmp_path, small_digits):
+    images, labels = small_digits
+    path = str(tmp_path / "mnist.npz")
+    uint8 = np.rint(images[..., 0] * 255).astype(np.uint8)
+    np.savez(path, x_train=uint8, y_train=labels, x_test=uint8[:10], y_test=labels[:10])
+    config = dict(train_dcgan.DEFAULT_CONFIG, DATA=path, CONDITIONAL=True, MAX_TRAIN_IMAGES=50)
+    loaded, indices, class_names = train_dcgan.load_training_digits(config)
+    assert class_names == [str(digit) for digit in range(10)] and len(loaded) == len(indices) == 50
+    by_pixels = {image.tobytes(): label for image, label in zip(images, labels)}
+    assert all(by_pixels[image.tobytes()] == index for image, index in zip(loaded, indices))
+
+
 def test_conditional_run_on_images_without_classes_is_a_clear_error(tmp_path, small_digits):
     for index, image in enumerate(small_digits[0][:40]):
         Image.fromarray(np.rint(image[..., 0] * 255).astype(np.uint8)).save(tmp_path / f"{index}.png")
