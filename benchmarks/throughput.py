@@ -19,12 +19,12 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import train_dcgan  # noqa: E402  (first: it quiets TensorFlow's start-up and grappler log lines)
+
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from keras import layers  # noqa: E402
-
-import train_dcgan  # noqa: E402
 
 
 class StraightforwardGAN(keras.Model):
