@@ -1645,8 +1645,12 @@ def fit_and_write_outputs(config, digits, strategy, chief, output_dir, started, 
 
     # Every worker resumes from the chief's checkpoint (on several machines, OUTPUT_DIR must be shared). With
     # --restart none reads it: the chief may be deleting it at this moment.
-    done_epochs = 0 if restart else restore_checkpoint(dcgan, checkpoint_dir_of(config["OUTPUT_DIR"]), config,
-                                                       keras.mixed_precision.global_policy().name)
+    if restart:
+        print("--restart: training from scratch")
+        done_epochs = 0
+    else:
+        done_epochs = restore_checkpoint(dcgan, checkpoint_dir_of(config["OUTPUT_DIR"]), config,
+                                         keras.mixed_precision.global_policy().name)
     samples_dir = os.path.join(output_dir, "samples")
     if done_epochs == 0:
         for stale in glob.glob(os.path.join(samples_dir, "epoch_*.png")):

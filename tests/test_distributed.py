@@ -130,7 +130,7 @@ def test_two_workers_sharing_one_output_dir_continue_and_restart_together(tmp_pa
     with open(os.path.join(shared, "history.csv")) as file:
         assert [line.split(",")[0] for line in file.read().split()[1:]] == ["1", "2"]
     outputs = run_two_workers(shared, "--epochs", "1", "--restart")
-    assert all("training from scratch" not in stdout and "resuming" not in stdout and "continuing" not in stdout
+    assert all("training from scratch" in stdout and "resuming" not in stdout and "continuing" not in stdout
                for stdout, _ in outputs)  # --restart: no worker reads the checkpoint the chief is discarding
     assert "discarded the earlier run" in outputs[0][0]
     assert len({line for stdout, _ in outputs for line in stdout.splitlines() if "fingerprint" in line}) == 1
