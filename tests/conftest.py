@@ -37,6 +37,16 @@ def run_script(*args, cwd=None, timeout=600):
                           capture_output=True, text=True, timeout=timeout)
 
 
+def use_saved_generator_without_the_script(path, lines, cwd):
+    """Run `lines` in a fresh Python that has loaded `path` as `g` with plain Keras (not this project's script);
+    check the script stayed unimported and return the last line printed."""
+    code = (f"import sys, numpy as np, keras\ng = keras.models.load_model({path!r})\n{lines}"
+            "assert 'train_dcgan' not in sys.modules\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=cwd)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout.strip().splitlines()[-1]
+
+
 @pytest.fixture
 def tiny_config(tmp_path):
     """The defaults, shrunk for quick runs into a temporary OUTPUT_DIR."""

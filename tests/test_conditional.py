@@ -4,8 +4,6 @@ import csv
 import json
 import os
 import shutil
-import subprocess
-import sys
 
 import imageio.v3 as iio
 import numpy as np
@@ -13,7 +11,7 @@ import pytest
 from PIL import Image
 
 import train_dcgan
-from conftest import run_script
+from conftest import run_script, use_saved_generator_without_the_script
 
 QUICK = ["--max_train_images", "320", "--steps_per_execution", "5", "--grid_rows", "4"]
 
@@ -171,16 +169,11 @@ def test_digit_with_an_unconditional_generator_is_a_clear_error(tmp_path, capsys
 
 def test_conditional_generator_loads_with_plain_keras(conditional_run, tmp_path):
     out, _ = conditional_run
-    code = (
-        "import sys, numpy as np, keras\n"
-        f"g = keras.models.load_model({os.path.join(out, 'generator.keras')!r})\n"
+    printed = use_saved_generator_without_the_script(
+        os.path.join(out, "generator.keras"),
         "x = g.predict([np.random.default_rng(0).standard_normal((4, 128)), np.array([7, 7, 1, 1])], verbose=0)\n"
-        "assert 'train_dcgan' not in sys.modules\n"
-        "print(len(g.inputs), x.shape)\n")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                            cwd=str(tmp_path))
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.strip().splitlines()[-1] == "2 (4, 28, 28, 1)"
+        "print(len(g.inputs), x.shape)\n", str(tmp_path))
+    assert printed == "2 (4, 28, 28, 1)"
 
 
 def test_evaluate_reports_the_requested_class_accuracy(conditional_run):

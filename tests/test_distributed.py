@@ -69,44 +69,15 @@ def free_port():
         return sock.getsockname()[1]
 
 
-def test_two_workers_train_identically_and_only_the_chief_writes(tmp_path):
+def run_two_workers(output_dirs, *args):
+    """The same command on two workers on 127.0.0.1, worker i given output_dirs[i]; their (stdout, stderr)."""
     ports = [free_port(), free_port()]
     cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
     processes = []
     for index in range(2):
         env = dict(CPU_ONLY, TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}))
         command = [sys.executable, os.path.join(REPO, "train_dcgan.py"), "--strategy", "multiworker",
-                   "--epochs", "2", "--max_train_images", "256", "--metrics_every", "0",
-                   "--output_dir", str(tmp_path / f"worker{index}")]
-        processes.append(subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                          text=True))
-    outputs = []
-    try:
-        for process in processes:
-            outputs.append(process.communicate(timeout=600))
-    finally:
-        for process in processes:
-            process.kill()
-    for process, (stdout, stderr) in zip(processes, outputs):
-        assert process.returncode == 0, stdout[-2000:] + stderr[-3000:]
-    fingerprints = [line for stdout, _ in outputs for line in stdout.splitlines()
-                    if line.startswith("generator weights fingerprint:")]
-    assert len(fingerprints) == 2 and fingerprints[0] == fingerprints[1]
-    assert "2 replica(s)" in outputs[0][0]
-    chief_files = set(os.listdir(tmp_path / "worker0"))
-    assert {"generator.keras", "generated_images.gif", "history.csv", "samples"} <= chief_files
-    assert not (tmp_path / "worker1").exists()
-
-
-def run_two_workers(output_dir, *args):
-    """The same command on two workers on 127.0.0.1, both given `output_dir`; their (stdout, stderr)."""
-    ports = [free_port(), free_port()]
-    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
-    processes = []
-    for index in range(2):
-        env = dict(CPU_ONLY, TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}))
-        command = [sys.executable, os.path.join(REPO, "train_dcgan.py"), "--strategy", "multiworker",
-                   "--max_train_images", "256", "--metrics_every", "0", "--output_dir", output_dir, *args]
+                   "--max_train_images", "256", "--metrics_every", "0", "--output_dir", output_dirs[index], *args]
         processes.append(subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                           text=True))
     try:
@@ -119,17 +90,28 @@ def run_two_workers(output_dir, *args):
     return outputs
 
 
+def test_two_workers_train_identically_and_only_the_chief_writes(tmp_path):
+    outputs = run_two_workers([str(tmp_path / f"worker{index}") for index in range(2)], "--epochs", "2")
+    fingerprints = [line for stdout, _ in outputs for line in stdout.splitlines()
+                    if line.startswith("generator weights fingerprint:")]
+    assert len(fingerprints) == 2 and fingerprints[0] == fingerprints[1]
+    assert "2 replica(s)" in outputs[0][0]
+    chief_files = set(os.listdir(tmp_path / "worker0"))
+    assert {"generator.keras", "generated_images.gif", "history.csv", "samples"} <= chief_files
+    assert not (tmp_path / "worker1").exists()
+
+
 def test_two_workers_sharing_one_output_dir_continue_and_restart_together(tmp_path):
     shared = str(tmp_path / "shared")
-    run_two_workers(shared, "--epochs", "1")
-    outputs = run_two_workers(shared, "--epochs", "2")
+    run_two_workers([shared, shared], "--epochs", "1")
+    outputs = run_two_workers([shared, shared], "--epochs", "2")
     for stdout, _ in outputs:
         assert "continuing the finished run" in stdout and "after epoch 1" in stdout
     fingerprints = {line for stdout, _ in outputs for line in stdout.splitlines() if "fingerprint" in line}
     assert len(fingerprints) == 1  # both workers continued from the same weights and stayed in step
     with open(os.path.join(shared, "history.csv")) as file:
         assert [line.split(",")[0] for line in file.read().split()[1:]] == ["1", "2"]
-    outputs = run_two_workers(shared, "--epochs", "1", "--restart")
+    outputs = run_two_workers([shared, shared], "--epochs", "1", "--restart")
     assert all("training from scratch" in stdout and "resuming" not in stdout and "continuing" not in stdout
                for stdout, _ in outputs)  # --restart: no worker reads the checkpoint the chief is discarding
     assert "discarded the earlier run" in outputs[0][0]

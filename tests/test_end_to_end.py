@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import train_dcgan
-from conftest import REPO, run_script
+from conftest import REPO, run_script, use_saved_generator_without_the_script
 
 QUICK = ["--max_train_images", "320", "--steps_per_execution", "5", "--grid_rows", "4"]
 
@@ -123,16 +123,11 @@ def test_latent_loop_keeps_the_norm_and_closes():
 
 def test_generator_reloads_without_importing_the_script(finished_run, tmp_path):
     out, _ = finished_run
-    code = (
-        "import sys, numpy as np, keras\n"
-        f"g = keras.models.load_model({os.path.join(out, 'generator.keras')!r})\n"
+    printed = use_saved_generator_without_the_script(
+        os.path.join(out, "generator.keras"),
         "x = np.asarray(g.predict(np.random.default_rng(0).standard_normal((5, 128)), verbose=0))\n"
-        "assert 'train_dcgan' not in sys.modules\n"
-        "print(x.shape, x.dtype, x.min() >= 0, x.max() <= 1)\n")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                            cwd=str(tmp_path))
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.strip().splitlines()[-1] == "(5, 28, 28, 1) float32 True True"
+        "print(x.shape, x.dtype, x.min() >= 0, x.max() <= 1)\n", str(tmp_path))
+    assert printed == "(5, 28, 28, 1) float32 True True"
 
 
 def test_generate_writes_a_grid_single_digits_and_an_array(finished_run):
