@@ -89,7 +89,7 @@ D_GROUP_STD = 4            # the discriminator also sees how much digits differ 
 D_LEARNING_RATE = 4e-4     # Adam learning rate of the discriminator
 G_LEARNING_RATE = 2e-4     # Adam learning rate of the generator
 G_LOSS = "logit"           # the generator's loss on D's logit l: "non_saturating" (-log sigmoid(l), the DCGAN paper's) or "logit" (-l)
-R1_GAMMA = 0.0             # weight of the discriminator's gradient penalty on real digits (R1; 0 = off), applied every 16th step
+R1_GAMMA = 0.1             # weight of the discriminator's gradient penalty on real digits (R1; 0 = off), applied every 16th step
 BETA_1 = 0.5               # Adam beta_1 of both (0.5 is the DCGAN paper's value)
 EMA_DECAY = 0.999          # samples, metrics and generator.keras use a moving average of the generator's weights with this decay per step (0 = the latest weights)
 STRATEGY = "auto"          # "auto" (all GPUs mirrored when there are several, else one device), "mirrored", "multiworker" (TF_CONFIG)
