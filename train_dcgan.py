@@ -710,6 +710,7 @@ class DCGAN(keras.Model):
         across them; penalising the slope there lets both settle. Computed every R1_INTERVAL-th step only, and
         scaled up by as much ("lazy" regularisation, Karras et al. 2020): the same average pull for a sixteenth
         of the cost. `labels`: [] or, in a conditional run, [the digits' classes]."""
+        real_images = tf.convert_to_tensor(real_images)  # a tape watches tensors only (train_step on NumPy batches)
 
         def penalty():
             with tf.GradientTape() as tape:
