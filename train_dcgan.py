@@ -1263,6 +1263,7 @@ CLASSIFIER_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pret
 CLASSIFIER_EPOCHS = 6
 MIN_CLASS_SHARE_ALARM = 0.02   # a digit class under 2% of the samples (10% when balanced) has nearly vanished
 ENTROPY_DROP_ALARM = 0.25      # bits of class entropy lost between two evaluations
+NEIGHBOURS = 3                 # precision/recall: a sample is on a manifold inside a point's k-NN ball, this k
 
 
 def build_classifier():
@@ -1386,7 +1387,7 @@ def fraction_inside_manifold(points, manifold, radii, chunk=2000):
     return float(inside.mean())
 
 
-def precision_recall(real_features, fake_features, k=3, real_radii=None):
+def precision_recall(real_features, fake_features, k=NEIGHBOURS, real_radii=None):
     """Improved precision and recall (Kynkaanniemi et al. 2019): how much of the generated digits lie on
     the real digits' k-NN manifold, and how much of the real digits lie on the generated ones'. `real_radii`:
     knn_radii(real_features, k), when the caller already has them."""
@@ -1463,7 +1464,7 @@ class QualityEvaluator:
                                      [classifier.get_layer("features").output, classifier.outputs[0]])
         self.reference_features, _ = self.features_and_probabilities(reference_images)
         # The real digits' 3-NN radii are the same at every evaluation; computing them once saves a third of it.
-        self.reference_radii = knn_radii(self.reference_features.astype(np.float32), 3)
+        self.reference_radii = knn_radii(self.reference_features.astype(np.float32), NEIGHBOURS)
         self.samples = samples
         self.latent_dim = latent_dim
         self.seed = seed

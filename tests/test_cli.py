@@ -59,9 +59,9 @@ def test_bad_value_exits_nonzero_before_touching_output_dir(tmp_path, capsys):
     assert not out.exists()
 
 
-def test_batch_larger_than_the_data_is_an_error_before_output(tmp_path, small_digits):
+def test_batch_larger_than_the_data_is_an_error_before_output(tmp_path, small_digits, capsys):
     out = tmp_path / "out"
-    code = train_dcgan.main(["--max_train_images", "20", "--batch_size", "32", "--output_dir", str(out)])
+    code, _, _ = run_in_process(capsys, "--max_train_images", "20", "--batch_size", "32", "--output_dir", str(out))
     assert code == 2
     assert not out.exists()
 
@@ -69,9 +69,9 @@ def test_batch_larger_than_the_data_is_an_error_before_output(tmp_path, small_di
 def test_unwritable_output_dir_is_a_clear_error(tmp_path, capsys):
     blocker = tmp_path / "a_file"
     blocker.write_text("a file where a folder should be")
-    code = train_dcgan.main(["--max_train_images", "64", "--output_dir", str(blocker / "out")])
+    code, _, err = run_in_process(capsys, "--max_train_images", "64", "--output_dir", str(blocker / "out"))
     assert code == 2
-    assert "is not writable" in capsys.readouterr().err
+    assert "is not writable" in err
     assert blocker.read_text() == "a file where a folder should be"
 
 
@@ -81,17 +81,17 @@ def test_corrupt_data_file_leaves_existing_outputs_alone(tmp_path, capsys):
     (out / "generator.keras").write_bytes(b"an earlier run's model")
     bad = tmp_path / "mnist.npz"
     bad.write_bytes(b"PK\x03\x04 not really a zip")
-    code = train_dcgan.main(["--data", str(bad), "--output_dir", str(out)])
+    code, _, err = run_in_process(capsys, "--data", str(bad), "--output_dir", str(out))
     assert code == 2
-    assert "mnist.npz" in capsys.readouterr().err
+    assert "mnist.npz" in err
     assert (out / "generator.keras").read_bytes() == b"an earlier run's model"
     assert sorted(os.listdir(out)) == ["generator.keras"]
 
 
 def test_generate_without_a_trained_generator_is_a_clear_error(tmp_path, capsys):
-    code = train_dcgan.main(["--generate", "10", "--output_dir", str(tmp_path)])
+    code, _, err = run_in_process(capsys, "--generate", "10", "--output_dir", str(tmp_path))
     assert code == 2
-    assert "no trained generator" in capsys.readouterr().err
+    assert "no trained generator" in err
     assert os.listdir(tmp_path) == []
 
 
@@ -115,8 +115,8 @@ def test_image_folder_with_junk_files_loads_its_images(tmp_path, small_digits):
 ])
 def test_bad_actions_are_clear_errors_not_training_runs(argv, message, tmp_path, capsys):
     out = tmp_path / "out"
-    assert train_dcgan.main([*argv, "--output_dir", str(out)]) == 2
-    assert message in capsys.readouterr().err
+    code, _, err = run_in_process(capsys, *argv, "--output_dir", str(out))
+    assert code == 2 and message in err
     assert not out.exists()
 
 
