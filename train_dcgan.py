@@ -87,7 +87,7 @@ D_CHANNELS = 32            # discriminator channels at 14x14; doubled at 7x7
 DROPOUT = 0.1              # discriminator dropout rate
 D_GROUP_STD = 4            # the discriminator also sees how much digits differ within groups of this many (minibatch std-dev; 0 = off)
 D_LEARNING_RATE = 4e-4     # Adam learning rate of the discriminator
-G_LEARNING_RATE = 2e-4     # Adam learning rate of the generator
+G_LEARNING_RATE = 4e-4     # Adam learning rate of the generator (the discriminator's; with R1 on, the first epochs gain most)
 G_LOSS = "logit"           # the generator's loss on D's logit l: "non_saturating" (-log sigmoid(l), the DCGAN paper's) or "logit" (-l)
 R1_GAMMA = 0.1             # weight of the discriminator's gradient penalty on real digits (R1; 0 = off), applied every 16th step
 BETA_1 = 0.5               # Adam beta_1 of both (0.5 is the DCGAN paper's value)
