@@ -1463,7 +1463,7 @@ class QualityEvaluator:
         self.extractor = keras.Model(classifier.inputs,
                                      [classifier.get_layer("features").output, classifier.outputs[0]])
         self.reference_features, _ = self.features_and_probabilities(reference_images)
-        # The real digits' 3-NN radii are the same at every evaluation; computing them once saves a third of it.
+        # The real digits' k-NN radii are the same at every evaluation; computing them once saves a third of it.
         self.reference_radii = knn_radii(self.reference_features.astype(np.float32), NEIGHBOURS)
         self.samples = samples
         self.latent_dim = latent_dim
