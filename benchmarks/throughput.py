@@ -77,8 +77,22 @@ def cpu_description():
             f"features: {', '.join(flags) or 'none of avx512/bf16/amx'}")
 
 
-def build_variants(images, samples_dir):
-    """name -> (model, dataset, sample-grid callback); each variant built under its own precision policy."""
+class GridEachEpoch(keras.callbacks.Callback):
+    """The sample grid the script writes after every epoch, from its fixed noise (its other outputs are not timed)."""
+
+    def __init__(self, path):
+        super().__init__()
+        self.path = path
+        self.noise, _ = train_dcgan.fixed_sample_inputs(train_dcgan.SEED, train_dcgan.GRID_ROWS, train_dcgan.LATENT_DIM)
+
+    def on_epoch_end(self, epoch, logs=None):
+        train_dcgan.save_grid_png(np.asarray(self.model(self.noise, training=False)), self.path)
+
+
+def build_variants(images, labels, samples_dir):
+    """name -> (model, dataset, sample-grid callback); each variant built under its own precision policy. The
+    ablation rows (one thing left out or changed each) use the policy that PRECISION "auto" picks here, the one
+    users of this CPU run."""
     variants = {}
     keras.mixed_precision.set_global_policy("float32")
     reference = StraightforwardGAN(train_dcgan.LATENT_DIM)
@@ -87,25 +101,26 @@ def build_variants(images, samples_dir):
     reference_data = train_dcgan.without_autotune(
         tf.data.Dataset.from_tensor_slices(images).shuffle(len(images)).batch(train_dcgan.BATCH_SIZE))
     variants["straightforward float32"] = (reference, reference_data)
+    auto = train_dcgan.choose_precision("auto")
     policies = ["float32", "mixed_bfloat16"] + (["mixed_float16"] if tf.config.list_physical_devices("GPU") else [])
-    steps = train_dcgan.STEPS_PER_EXECUTION
-    r1_gamma = train_dcgan.R1_GAMMA
-    other_r1 = 0.0 if r1_gamma else 1.0  # what the R1 penalty costs (or would cost) per step
-    settings = ([(policy, steps, True, r1_gamma) for policy in policies]
-                + [(policies[-1], 1, True, r1_gamma), (policies[-1], steps, False, r1_gamma),
-                   (policies[-1], steps, True, other_r1)])
-    for policy, steps_per_execution, averaged, r1 in settings:
-        config = dict(train_dcgan.DEFAULT_CONFIG, PRECISION=policy, STEPS_PER_EXECUTION=steps_per_execution,
-                      R1_GAMMA=r1)
-        dcgan = train_dcgan.build_dcgan(config)
-        if not averaged:
+    defaults = {"STEPS_PER_EXECUTION": train_dcgan.STEPS_PER_EXECUTION, "R1_GAMMA": train_dcgan.R1_GAMMA,
+                "CLASS_HEAD": train_dcgan.CLASS_HEAD, "EMA": True}
+    # What each part costs (or would cost) per step: one change from the defaults per row.
+    changes = [{"STEPS_PER_EXECUTION": 1}, {"EMA": False}, {"R1_GAMMA": 0.0 if train_dcgan.R1_GAMMA else 1.0},
+               {"CLASS_HEAD": 0.0 if train_dcgan.CLASS_HEAD else 1.0}]
+    settings = [(policy, {}) for policy in policies] + [(auto, change) for change in changes]
+    for policy, change in settings:
+        setting = dict(defaults, **change)
+        config = dict(train_dcgan.DEFAULT_CONFIG, PRECISION=policy,
+                      **{name: setting[name] for name in ("STEPS_PER_EXECUTION", "R1_GAMMA", "CLASS_HEAD")})
+        head_classes = 10 if config["CLASS_HEAD"] else 0
+        dcgan = train_dcgan.build_dcgan(config, head_classes=head_classes)
+        if not setting["EMA"]:
             dcgan.update_ema_generator = lambda: None  # what the generator's weight average costs per step
-        name = (f"train_dcgan {policy}, {steps_per_execution} step(s)/call{'' if averaged else ', no EMA'}"
-                f"{f', R1_GAMMA {r1:g}' if r1 != r1_gamma else ''}")
+        name = f"train_dcgan {policy}" + "".join(f", {key.lower()} {value}" for key, value in change.items())
         variants[name] = (dcgan, train_dcgan.make_dataset(images, config["BATCH_SIZE"], config["SEED"],
-                                                          config["LATENT_DIM"]))
-    noise = train_dcgan.fixed_sample_noise(train_dcgan.DEFAULT_CONFIG)
-    return {name: (model, data, train_dcgan.SampleGridSaver(noise, os.path.join(samples_dir, str(index))))
+                                                          config["LATENT_DIM"], labels if head_classes else None))
+    return {name: (model, data, GridEachEpoch(os.path.join(samples_dir, f"{index}.png")))
             for index, (name, (model, data)) in enumerate(variants.items())}
 
 
@@ -114,9 +129,10 @@ def main():
     parser.add_argument("--images", type=int, default=6400, help="real MNIST digits per timed epoch")
     parser.add_argument("--rounds", type=int, default=3, help="timed epochs per variant, taken in turns")
     args = parser.parse_args()
-    images = train_dcgan.load_digits("auto")[0][:args.images]
+    images, labels, _ = train_dcgan.load_digits("auto")
+    images, labels = images[:args.images], labels[:args.images].astype("int32")
     with tempfile.TemporaryDirectory() as samples_dir:
-        variants = build_variants(images, samples_dir)
+        variants = build_variants(images, labels, samples_dir)
         for model, data, grid in variants.values():  # warm-up: tracing and oneDNN kernel selection
             model.fit(data, epochs=1, verbose=0, callbacks=[grid])
         rates = {name: [] for name in variants}

@@ -3,7 +3,6 @@ import os
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -60,6 +59,12 @@ def use_saved_generator_without_the_script(path, lines, cwd):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=cwd)
     assert result.returncode == 0, result.stderr[-2000:]
     return result.stdout.strip().splitlines()[-1]
+
+
+def epoch_outputs(output_dir, last_epoch=3, **kwargs):
+    """The run's EpochOutputs callback for a test's own fit(): a 4x4 grid, no metrics unless given."""
+    grid = train_dcgan.fixed_sample_inputs(0, 4, train_dcgan.LATENT_DIM)
+    return train_dcgan.EpochOutputs(str(output_dir), last_epoch, 64, grid, **kwargs)
 
 
 @pytest.fixture

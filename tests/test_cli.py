@@ -1,11 +1,13 @@
 """Command-line overrides, --help, and every bad value stopping before OUTPUT_DIR is touched."""
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 import train_dcgan
-from conftest import run_in_process
+from conftest import REPO, run_in_process
 
 
 def test_overrides_take_the_constants_types():
@@ -103,15 +105,19 @@ def test_image_folder_with_junk_files_loads_its_images(tmp_path, small_digits):
         picture = Image.fromarray(np.rint(image[..., 0] * 255).astype(np.uint8))
         picture.resize((56, 56)).convert("RGB" if index % 2 else "L").save(folder / f"{index}.png")
     (folder / "Thumbs.db").write_bytes(b"\x00\x01junk")
-    images, labels, class_names = train_dcgan.load_training_digits(dict(train_dcgan.DEFAULT_CONFIG, DATA=str(folder)))
-    assert images.shape == (40, 28, 28, 1)
-    assert labels is None and class_names == []
+    data = train_dcgan.load_training_data(str(folder), seed=0)
+    assert data.images.shape == (36, 28, 28, 1) and data.reference.shape == (4, 28, 28, 1)  # a tenth held out
+    assert data.labels is None and data.class_names == []
 
 
 @pytest.mark.parametrize("argv, message", [
     (["--generate", "0"], "--generate needs a number of digits of at least 1"),
     (["--pretrained"], "--pretrained picks the generator for --generate N, --evaluate or --interpolate"),
     (["--interpolation_frames", "0"], "--interpolation_frames must be at least 1"),
+    (["--generate", "5", "--evaluate"], "--generate and --evaluate are separate actions"),
+    (["--evaluate", "--interpolate", "--train_classifier"], "--evaluate and --interpolate and --train_classifier"),
+    (["--generate", "5", "--restart"], "it does nothing with --generate"),
+    (["--evaluate", "--restart"], "nothing with --evaluate"),
 ])
 def test_bad_actions_are_clear_errors_not_training_runs(argv, message, tmp_path, capsys):
     out = tmp_path / "out"
@@ -123,7 +129,76 @@ def test_bad_actions_are_clear_errors_not_training_runs(argv, message, tmp_path,
 @pytest.mark.parametrize("argv, message", [
     (["--metrics_samples", "3"], "--metrics_samples must be at least 100"),
     (["--seed", "-1"], "--seed must be 0 or more"),
+    (["--seed", "4294967296"], "--seed must be 0 or more and below 2..32"),
 ])
 def test_metric_settings_that_cannot_work_are_refused_before_training(argv, message):
     with pytest.raises(train_dcgan.BadInputError, match=message):
         train_dcgan.parse_config(argv)
+
+
+def test_the_largest_seed_is_accepted():
+    config, _ = train_dcgan.parse_config(["--seed", str(2 ** 32 - 1)])
+    train_dcgan.keras.utils.set_random_seed(config["SEED"])  # the call that failed with a traceback above 2**32 - 1
+    assert config["SEED"] == 2 ** 32 - 1
+
+
+PORTABILITY_CHECK = r"""
+import os, sys
+sys.modules["fcntl"] = None  # as on Windows: importing it raises ImportError
+sys.path.insert(0, sys.argv[1])
+import train_dcgan
+import keras
+assert keras.backend.backend() == "tensorflow", keras.backend.backend()
+print("imported on", keras.backend.backend())
+"""
+
+
+def test_the_script_imports_without_fcntl_and_runs_on_tensorflow_whatever_keras_backend_says():
+    env = dict(os.environ, KERAS_BACKEND="jax")  # jax is not installed here: Keras would fail to import it
+    result = subprocess.run([sys.executable, "-c", PORTABILITY_CHECK, REPO], capture_output=True, text=True,
+                            timeout=300, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "imported on tensorflow" in result.stdout
+
+
+class FakeMsvcrt:
+    """Windows' msvcrt.locking, played by a dict of locked file names: a second lock of a locked file fails
+    with PermissionError (EACCES), as msvcrt's LK_NBLCK does."""
+    LK_NBLCK = 2
+    held = {}
+
+    def locking(self, fd, mode, count):
+        name = os.path.realpath(f"/proc/self/fd/{fd}")
+        if self.held.get(name, fd) != fd:
+            raise PermissionError(13, "Permission denied")
+        self.held[name] = fd
+
+
+def test_the_lock_uses_msvcrt_on_windows_and_never_fcntl(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "msvcrt", FakeMsvcrt())
+    monkeypatch.setitem(sys.modules, "fcntl", None)  # Windows has none
+    path = tmp_path / ".lock"
+    with open(path, "a+") as first, open(path, "a+") as second:
+        assert train_dcgan.lock_without_waiting(first, system="nt") is True
+        assert train_dcgan.lock_without_waiting(second, system="nt") is False
+
+
+@pytest.mark.skipif(os.name == "nt", reason="POSIX lock")
+def test_the_lock_uses_flock_on_posix(tmp_path):
+    path = tmp_path / ".lock"
+    with open(path, "a+") as first, open(path, "a+") as second:
+        assert train_dcgan.lock_without_waiting(first) is True
+        assert train_dcgan.lock_without_waiting(second) is False
+
+
+def test_a_lock_that_fails_for_another_reason_says_so(tmp_path, monkeypatch):
+    class NoLocks:
+        LOCK_EX, LOCK_NB = 2, 4
+
+        def flock(self, file, flags):
+            raise OSError(37, "No locks available")  # ENOLCK, as on some network drives
+
+    monkeypatch.setitem(sys.modules, "fcntl", NoLocks())
+    with pytest.raises(train_dcgan.BadInputError, match="cannot be locked .*No locks available.*local disk"):
+        with train_dcgan.output_dir_lock(str(tmp_path)):
+            pass

@@ -63,9 +63,8 @@ def test_encode_labels_gives_indices_and_orders_numbers_as_numbers():
 def test_image_folder_of_class_folders_gives_the_folder_names_as_classes(tmp_path, small_digits):
     images, labels = small_digits[0][:60], small_digits[1][:60] % 3
     folder = save_class_folders(tmp_path / "mine", images, labels, names=["circle", "line", "zed"])
-    config = dict(train_dcgan.DEFAULT_CONFIG, DATA=folder, CONDITIONAL=True, BATCH_SIZE=8)
-    loaded, indices, class_names = train_dcgan.load_training_digits(config)
-    assert class_names == ["circle", "line", "zed"] and len(loaded) == 60
+    loaded, indices, class_names, *_ = train_dcgan.load_training_data(folder, seed=0)
+    assert class_names == ["circle", "line", "zed"] and len(loaded) == 54  # a tenth held out for the metrics
     # Every loaded image carries the class of the folder it was saved to.
     for image, index in zip(loaded, indices):
         matches = [label for original, label in zip(images, labels) if np.abs(original - image).max() < 0.01]
@@ -77,8 +76,7 @@ def test_npz_labels_stay_with_their_digits_through_max_train_images(tmp_path, sm
     path = str(tmp_path / "mnist.npz")
     uint8 = np.rint(images[..., 0] * 255).astype(np.uint8)
     np.savez(path, x_train=uint8, y_train=labels, x_test=uint8[:10], y_test=labels[:10])
-    config = dict(train_dcgan.DEFAULT_CONFIG, DATA=path, CONDITIONAL=True, MAX_TRAIN_IMAGES=50)
-    loaded, indices, class_names = train_dcgan.load_training_digits(config)
+    loaded, indices, class_names, *_ = train_dcgan.load_training_data(path, seed=0, max_train_images=50)
     assert class_names == [str(digit) for digit in range(10)] and len(loaded) == len(indices) == 50
     by_pixels = {image.tobytes(): label for image, label in zip(images, labels)}
     assert all(by_pixels[image.tobytes()] == index for image, index in zip(loaded, indices))
@@ -87,9 +85,10 @@ def test_npz_labels_stay_with_their_digits_through_max_train_images(tmp_path, sm
 def test_conditional_run_on_images_without_classes_is_a_clear_error(tmp_path, small_digits):
     for index, image in enumerate(small_digits[0][:40]):
         Image.fromarray(np.rint(image[..., 0] * 255).astype(np.uint8)).save(tmp_path / f"{index}.png")
-    config = dict(train_dcgan.DEFAULT_CONFIG, DATA=str(tmp_path), CONDITIONAL=True)
-    with pytest.raises(train_dcgan.BadInputError, match="needs labelled digits.*one subfolder per class"):
-        train_dcgan.load_training_digits(config)
+    data = train_dcgan.load_training_data(str(tmp_path), seed=0)
+    with pytest.raises(train_dcgan.BadInputError, match="needs labelled images.*has no labels.*one subfolder per class"):
+        train_dcgan.check_training_data(data, 32, conditional=True)
+    train_dcgan.check_training_data(data, 32, conditional=False)  # unconditional: fine
 
 
 def test_labels_reach_the_models(mnist_train, tmp_path):

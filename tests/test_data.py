@@ -191,8 +191,7 @@ def test_max_train_images_samples_across_class_folders(tmp_path, small_digits):
         (tmp_path / "classes" / str(digit)).mkdir(parents=True)
     for index, (image, label) in enumerate(zip(images[:200], labels[:200])):
         Image.fromarray(as_uint8(image[None])[0]).save(tmp_path / "classes" / str(label) / f"{index}.png")
-    config = dict(train_dcgan.DEFAULT_CONFIG, DATA=str(tmp_path / "classes"), MAX_TRAIN_IMAGES=40)
-    picked = train_dcgan.load_training_digits(config)[0]
+    picked = train_dcgan.load_training_data(str(tmp_path / "classes"), seed=0, max_train_images=40).images
     assert picked.shape == (40, 28, 28, 1)
     folder_order = train_dcgan.load_image_folder(str(tmp_path / "classes"))[0]
     zeros = folder_order[:int((labels[:200] == 0).sum())]

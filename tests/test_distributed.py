@@ -130,10 +130,9 @@ def test_multiworker_without_tf_config_is_a_clear_error(tmp_path):
 
 def test_group_std_groups_must_fit_each_devices_share_of_the_batch():
     import train_dcgan
-    config = dict(train_dcgan.DEFAULT_CONFIG, BATCH_SIZE=32, D_GROUP_STD=4)
-    train_dcgan.check_batch_per_replica(config, 2)  # 16 digits per device: groups of 4 fit
+    train_dcgan.check_batch_per_replica(32, 4, 2)  # 16 digits per device: groups of 4 fit
     with pytest.raises(train_dcgan.BadInputError, match="over 16 devices gives each 2 digits.*multiple of 64"):
-        train_dcgan.check_batch_per_replica(config, 16)  # 2 per device: a group of 4 would mix real and generated
+        train_dcgan.check_batch_per_replica(32, 4, 16)  # 2 per device: a group of 4 would mix real and generated
     with pytest.raises(train_dcgan.BadInputError, match="must be a whole number"):
-        train_dcgan.check_batch_per_replica(dict(config, D_GROUP_STD=0), 3)
-    train_dcgan.check_batch_per_replica(dict(config, D_GROUP_STD=0), 2)
+        train_dcgan.check_batch_per_replica(32, 0, 3)
+    train_dcgan.check_batch_per_replica(32, 0, 2)

