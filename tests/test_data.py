@@ -217,3 +217,44 @@ def test_a_corrupt_stream_inside_gz_is_our_error(tmp_path, small_digits):
     path.write_bytes(bytes(raw))
     with pytest.raises(BadInputError, match="train-images-idx3-ubyte.gz cannot be read"):
         train_dcgan.read_idx(str(path))
+
+
+@pytest.mark.parametrize("shape", ["column", "one_hot"])
+def test_npz_labels_as_a_column_or_one_hot_become_one_class_per_digit(tmp_path, small_digits, shape):
+    images, labels = small_digits
+    stored = labels[:, None] if shape == "column" else np.eye(10, dtype=np.uint8)[labels]
+    path = str(tmp_path / "mine.npz")
+    np.savez(path, x_train=as_uint8(images), y_train=stored)
+    loaded_labels = train_dcgan.load_digits(path)[1]
+    assert loaded_labels.shape == (300,) and (loaded_labels == labels).all()
+    assert train_dcgan.encode_labels(loaded_labels)[1] == [str(digit) for digit in range(10)]
+
+
+def test_npz_labels_of_another_shape_are_a_named_error(tmp_path, small_digits):
+    path = str(tmp_path / "mine.npz")
+    np.savez(path, x_train=as_uint8(small_digits[0]), y_train=np.ones((300, 2)) * 0.5)
+    with pytest.raises(BadInputError, match=r"y_train holds labels of shape \(300, 2\).*one whole number per image"):
+        train_dcgan.load_digits(path)
+
+
+def test_float_images_in_the_unit_range_keep_their_ink(tmp_path, small_digits):
+    digit = small_digits[0][0, ..., 0]
+    Image.fromarray(digit.astype(np.float32), mode="F").save(tmp_path / "digit.tiff")
+    loaded = train_dcgan.load_image_folder(str(tmp_path))[0][0, ..., 0]
+    assert loaded.max() > 0.9 and np.abs(loaded - digit).max() < 0.02
+
+
+def test_data_without_a_test_split_holds_out_a_tenth_for_the_metrics(tmp_path, small_digits):
+    images, labels = small_digits
+    path = str(tmp_path / "train_only.npz")
+    np.savez(path, x_train=as_uint8(images), y_train=labels)
+    assert train_dcgan.load_digits(path, "test") is None
+    data = train_dcgan.load_training_data(path, seed=3)
+    assert len(data.images) == 270 and len(data.reference) == 30
+    trained = {image.tobytes() for image in data.images}
+    assert not any(image.tobytes() in trained for image in data.reference)  # never trained on
+    assert "30 images held out" in data.reference_name
+    with_test = str(tmp_path / "with_test.npz")
+    np.savez(with_test, x_train=as_uint8(images), y_train=labels, x_test=as_uint8(images[:50]), y_test=labels[:50])
+    data = train_dcgan.load_training_data(with_test, seed=3)
+    assert len(data.images) == 300 and len(data.reference) == 50  # its own test split instead

