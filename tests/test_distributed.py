@@ -69,7 +69,7 @@ def free_port():
         return sock.getsockname()[1]
 
 
-def run_two_workers(output_dirs, *args):
+def run_two_workers(output_dirs, *args, exit_code=0):
     """The same command on two workers on 127.0.0.1, worker i given output_dirs[i]; their (stdout, stderr)."""
     ports = [free_port(), free_port()]
     cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
@@ -86,7 +86,7 @@ def run_two_workers(output_dirs, *args):
         for process in processes:
             process.kill()
     for process, (stdout, stderr) in zip(processes, outputs):
-        assert process.returncode == 0, stdout[-2000:] + stderr[-3000:]
+        assert process.returncode == exit_code, stdout[-2000:] + stderr[-3000:]
     return outputs
 
 
@@ -99,6 +99,12 @@ def test_two_workers_train_identically_and_only_the_chief_writes(tmp_path):
     chief_files = set(os.listdir(tmp_path / "worker0"))
     assert {"generator.keras", "generated_images.gif", "history.csv", "samples"} <= chief_files
     assert not (tmp_path / "worker1").exists()
+    # Continued with OUTPUT_DIRs that are not one shared folder, the chief would resume at epoch 2 and the other
+    # worker start afresh, and all-reduce the gradients of different models: both stop with the same clear error.
+    outputs = run_two_workers([str(tmp_path / f"worker{index}") for index in range(2)], "--epochs", "3",
+                              exit_code=2)
+    for _, stderr in outputs:
+        assert "do not agree on the epoch to resume from" in stderr and "shared" in stderr
 
 
 def test_two_workers_sharing_one_output_dir_continue_and_restart_together(tmp_path):
@@ -111,6 +117,8 @@ def test_two_workers_sharing_one_output_dir_continue_and_restart_together(tmp_pa
     assert len(fingerprints) == 1  # both workers continued from the same weights and stayed in step
     with open(os.path.join(shared, "history.csv")) as file:
         assert [line.split(",")[0] for line in file.read().split()[1:]] == ["1", "2"]
+    outputs = run_two_workers([shared, shared], "--epochs", "2")  # the finished run again: nothing to do, on both
+    assert all("has its 2 epochs: nothing to train" in stdout for stdout, _ in outputs)
     outputs = run_two_workers([shared, shared], "--epochs", "1", "--restart")
     assert all("training from scratch" in stdout and "resuming" not in stdout and "continuing" not in stdout
                for stdout, _ in outputs)  # --restart: no worker reads the checkpoint the chief is discarding
