@@ -1,4 +1,6 @@
 """Shared fixtures: real MNIST digits, and helpers to run the script."""
+import contextlib
+import io
 import os
 import subprocess
 import sys
@@ -34,6 +36,15 @@ def run_script(*args, cwd=None, timeout=600):
     """Run train_dcgan.py in a fresh Python process; return the CompletedProcess (text output)."""
     return subprocess.run([sys.executable, os.path.join(REPO, "train_dcgan.py"), *args], cwd=cwd,
                           capture_output=True, text=True, timeout=timeout)
+
+
+def run_main(*args):
+    """train_dcgan.main(args) in this process, its stdout and stderr caught (for module-scoped fixtures, which
+    have no capsys); return (exit code, stdout, stderr). Stdout is no terminal here, as with `> train.log`."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = train_dcgan.main(list(args))
+    return code, out.getvalue(), err.getvalue()
 
 
 def run_in_process(capsys, *args):

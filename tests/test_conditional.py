@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 import train_dcgan
-from conftest import run_in_process, run_script, use_saved_generator_without_the_script
+from conftest import run_in_process, run_main, use_saved_generator_without_the_script
 
 QUICK = ["--max_train_images", "320", "--steps_per_execution", "5", "--grid_rows", "4"]
 
@@ -116,10 +116,10 @@ def test_labels_reach_the_models(mnist_train, tmp_path):
 def conditional_run(tmp_path_factory):
     """One conditional epoch on 320 real digits, metrics included."""
     out = str(tmp_path_factory.mktemp("conditional") / "out")
-    result = run_script("--conditional", "1", "--epochs", "1", *QUICK, "--metrics_every", "1",
-                        "--metrics_samples", "500", "--output_dir", out)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return out, result.stdout
+    code, printed, err = run_main("--conditional", "1", "--epochs", "1", *QUICK, "--metrics_every", "1",
+                                  "--metrics_samples", "500", "--output_dir", out)
+    assert code == 0, printed[-3000:] + err[-3000:]
+    return out, printed
 
 
 def test_conditional_run_has_a_grid_row_per_class_and_scores_the_requested_class(conditional_run):
@@ -189,10 +189,10 @@ def conditional_copy(conditional_run, tmp_path):
 
 
 def test_a_conditional_run_continues_as_a_conditional_run(conditional_copy):
-    result = run_script("--conditional", "1", "--epochs", "2", *QUICK, "--metrics_every", "1",
-                        "--metrics_samples", "500", "--output_dir", conditional_copy)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "continuing the finished run" in result.stdout and "epoch 2/2:" in result.stdout
+    code, printed, err = run_main("--conditional", "1", "--epochs", "2", *QUICK, "--metrics_every", "1",
+                                  "--metrics_samples", "500", "--output_dir", conditional_copy)
+    assert code == 0, printed[-3000:] + err[-3000:]
+    assert "continuing the finished run" in printed and "epoch 2/2:" in printed
     assert len(iio.imread(os.path.join(conditional_copy, "generated_images.gif"), index=None)) == 2
     with open(os.path.join(conditional_copy, "metrics.csv"), newline="") as file:
         assert [row["epoch"] for row in csv.DictReader(file)] == ["1", "2"]

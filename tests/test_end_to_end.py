@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import train_dcgan
-from conftest import REPO, run_in_process, run_script, use_saved_generator_without_the_script
+from conftest import REPO, run_in_process, run_main, run_script, use_saved_generator_without_the_script
 
 QUICK = ["--max_train_images", "320", "--steps_per_execution", "5", "--grid_rows", "4"]
 
@@ -22,10 +22,10 @@ QUICK = ["--max_train_images", "320", "--steps_per_execution", "5", "--grid_rows
 def finished_run(tmp_path_factory):
     """Two epochs on 320 real digits with metrics after each, into a fresh OUTPUT_DIR."""
     out = str(tmp_path_factory.mktemp("run") / "out")
-    result = run_script("--epochs", "2", *QUICK, "--metrics_every", "1", "--metrics_samples", "500",
-                        "--output_dir", out)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return out, result.stdout
+    code, printed, err = run_main("--epochs", "2", *QUICK, "--metrics_every", "1", "--metrics_samples", "500",
+                                  "--output_dir", out)
+    assert code == 0, printed[-3000:] + err[-3000:]
+    return out, printed
 
 
 def csv_rows(path):
@@ -60,7 +60,7 @@ def test_a_finished_run_writes_every_output(finished_run):
 
 
 def test_a_log_that_is_not_a_terminal_is_plain_with_one_line_per_epoch(finished_run):
-    _, log = finished_run  # run_script captures stdout through a pipe, as `> train.log` does
+    _, log = finished_run  # run_main catches stdout in a buffer, no terminal, as `> train.log` is
     assert "\r" not in log and "\x1b" not in log
     assert [line.split(":")[0] for line in log.splitlines() if line.startswith("epoch ") and "/2:" in line] \
         == ["epoch 1/2", "epoch 2/2"]
@@ -188,13 +188,12 @@ def test_rerunning_a_finished_run_says_it_is_there_and_changes_nothing(finished_
 
 def test_a_larger_epochs_continues_a_finished_run_as_one_run(finished_copy):
     """Also with another grid size (the GIF fits the frames) and another learning rate (said, and kept per span)."""
-    result = run_script("--epochs", "3", *QUICK, "--metrics_every", "1", "--metrics_samples", "500",
-                        "--grid_rows", "3", "--d_learning_rate", "2e-4", "--output_dir", finished_copy)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "continuing the finished run" in result.stdout and "after epoch 2" in result.stdout
-    assert "epoch 3/3:" in result.stdout and "epoch 1/3:" not in result.stdout
-    assert "epochs 1-2 were trained with other settings; from epoch 3 on: d_learning_rate 0.0004 -> 0.0002" \
-        in result.stdout
+    code, printed, err = run_main("--epochs", "3", *QUICK, "--metrics_every", "1", "--metrics_samples", "500",
+                                  "--grid_rows", "3", "--d_learning_rate", "2e-4", "--output_dir", finished_copy)
+    assert code == 0, printed[-3000:] + err[-3000:]
+    assert "continuing the finished run" in printed and "after epoch 2" in printed
+    assert "epoch 3/3:" in printed and "epoch 1/3:" not in printed
+    assert "epochs 1-2 were trained with other settings; from epoch 3 on: d_learning_rate 0.0004 -> 0.0002" in printed
     spans = json.load(open(os.path.join(finished_copy, "checkpoint", "state.json")))["spans"]
     assert [(span["first_epoch"], span["D_LEARNING_RATE"]) for span in spans] == [(1, 4e-4), (3, 2e-4)]
     assert sorted(os.listdir(os.path.join(finished_copy, "samples"))) == [f"epoch_{e:03d}.png" for e in (1, 2, 3)]
@@ -208,9 +207,10 @@ def test_restart_discards_the_finished_run_and_trains_anew(finished_copy):
     os.makedirs(os.path.join(finished_copy, "generated"), exist_ok=True)
     with open(os.path.join(finished_copy, "generated", "digits.npy"), "wb") as file:
         file.write(b"--generate's output")
-    result = run_script("--epochs", "1", *QUICK, "--metrics_every", "0", "--restart", "--output_dir", finished_copy)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "discarded the earlier run" in result.stdout and "training from scratch" in result.stdout
+    code, printed, err = run_main("--epochs", "1", *QUICK, "--metrics_every", "0", "--restart", "--output_dir",
+                                  finished_copy)
+    assert code == 0, printed[-3000:] + err[-3000:]
+    assert "discarded the earlier run" in printed and "training from scratch" in printed
     assert sorted(os.listdir(os.path.join(finished_copy, "samples"))) == ["epoch_001.png"]
     assert not os.path.exists(os.path.join(finished_copy, "metrics.csv"))
     with open(os.path.join(finished_copy, "generated", "digits.npy"), "rb") as file:
@@ -253,9 +253,8 @@ def test_a_second_run_on_the_same_folder_stops_at_once(finished_copy):
     before = folder_digest(finished_copy)
     with open(os.path.join(finished_copy, ".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as the first run holds it
-        result = run_script("--epochs", "3", *QUICK, "--metrics_every", "0", "--output_dir", finished_copy)
-    assert result.returncode == 2 and "another training run is using" in result.stderr
-    assert finished_copy in result.stderr
+        code, _, err = run_main("--epochs", "3", *QUICK, "--metrics_every", "0", "--output_dir", finished_copy)
+    assert code == 2 and "another training run is using" in err and finished_copy in err
     assert folder_digest(finished_copy) == before
 
 
@@ -274,7 +273,7 @@ def fingerprint(log):
 def test_sigkill_then_rerun_resumes_exactly_where_it_stopped(tmp_path):
     """Killed after epoch 2 or later of 6, rerun: the outputs read as one run, and the weights end bit-identical
     to an uninterrupted run's (the input pipeline, dropout masks, optimizers and weight average all continue)."""
-    run_args = ["--epochs", "6", *QUICK, "--metrics_every", "2", "--metrics_samples", "200"]
+    run_args = ["--epochs", "5", *QUICK, "--metrics_every", "2", "--metrics_samples", "200"]
     out = str(tmp_path / "out")
     process = subprocess.Popen([sys.executable, os.path.join(REPO, "train_dcgan.py"), *run_args, "--output_dir", out],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -284,27 +283,27 @@ def test_sigkill_then_rerun_resumes_exactly_where_it_stopped(tmp_path):
         return json.load(open(state_path))["epoch"] if os.path.exists(state_path) else 0
 
     deadline = time.time() + 300
-    # Four epochs remain after the second: seconds of margin for a 50 ms poll, not a race with one epoch.
+    # Three epochs remain after the second: seconds of margin for a 50 ms poll, not a race with one epoch.
     while checkpointed_epochs() < 2 and process.poll() is None and time.time() < deadline:
         time.sleep(0.05)
     process.send_signal(signal.SIGKILL)
     process.wait()
     state = json.load(open(state_path))
-    assert state["finished"] is False and 2 <= state["epoch"] <= 5
+    assert state["finished"] is False and 2 <= state["epoch"] <= 4
 
     result = run_script(*run_args, "--output_dir", out)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert f"resuming the unfinished run in {out} after epoch {state['epoch']}" in result.stdout
-    assert f"epoch {state['epoch'] + 1}/6:" in result.stdout and "epoch 1/6:" not in result.stdout
+    assert f"epoch {state['epoch'] + 1}/5:" in result.stdout and "epoch 1/5:" not in result.stdout
     steps = [step for step, _ in tensorboard_events(os.path.join(out, "tensorboard"))["d_loss"]]
-    assert steps == sorted(set(steps)) and steps[-1] == 6  # the curves continue, no epoch twice
-    assert sorted(os.listdir(os.path.join(out, "samples"))) == [f"epoch_{e:03d}.png" for e in range(1, 7)]
-    assert len(iio.imread(os.path.join(out, "generated_images.gif"), index=None)) == 6
+    assert steps == sorted(set(steps)) and steps[-1] == 5  # the curves continue, no epoch twice
+    assert sorted(os.listdir(os.path.join(out, "samples"))) == [f"epoch_{e:03d}.png" for e in range(1, 6)]
+    assert len(iio.imread(os.path.join(out, "generated_images.gif"), index=None)) == 5
 
     uninterrupted = str(tmp_path / "uninterrupted")
-    reference = run_script(*run_args, "--output_dir", uninterrupted)
-    assert reference.returncode == 0, reference.stderr[-3000:]
-    assert fingerprint(result.stdout) == fingerprint(reference.stdout)
+    code, reference, err = run_main(*run_args, "--output_dir", uninterrupted)
+    assert code == 0, err[-3000:]
+    assert fingerprint(result.stdout) == fingerprint(reference)
     for name in ("history.csv", "metrics.csv"):
         resumed_rows, reference_rows = (csv_rows(os.path.join(folder, name)) for folder in (out, uninterrupted))
         assert [row["epoch"] for row in resumed_rows] == [row["epoch"] for row in reference_rows]
