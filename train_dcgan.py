@@ -79,7 +79,7 @@ D_LEARNING_RATE = 4e-4     # Adam learning rate of the discriminator
 G_LEARNING_RATE = 4e-4     # Adam learning rate of the generator
 G_LOSS = "logit"           # the generator's loss on D's logit l: "non_saturating" (-log sigmoid(l), the DCGAN paper's) or "logit" (-l)
 R1_GAMMA = 0.1             # weight of the discriminator's gradient penalty on real digits (R1; 0 = off), applied every 16th step
-CLASS_HEAD = 1.0           # weight of the discriminator's class head (trained on the real digits' labels) and of the generator's reward for digits it reads clearly, every class equally often (0 = off; off by itself on unlabelled data)
+CLASS_HEAD = 0.3           # weight of the discriminator's class head (trained on the real digits' labels) and of the generator's reward for digits it reads clearly, every class equally often (0 = off; off by itself on unlabelled data)
 BETA_1 = 0.5               # Adam beta_1 of both (0.5 is the DCGAN paper's value)
 EMA_DECAY = 0.999          # samples, metrics and generator.keras use a moving average of the generator's weights with this decay per step (0 = the latest weights)
 STRATEGY = "auto"          # "auto" (all GPUs mirrored when there are several, else one device), "mirrored", "multiworker" (TF_CONFIG)

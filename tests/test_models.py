@@ -219,3 +219,28 @@ def test_r1_penalty_runs_on_its_schedule_and_flattens_d_around_real_digits(tiny_
         model.fit(train_dcgan.make_dataset(small_digits[0], 32, 0, 128), epochs=3, verbose=0, shuffle=False)
         slopes[gamma] = real_slopes(model.discriminator, small_digits[0][:128])
     assert slopes[10.0] < 0.5 * slopes[0.0], slopes
+
+
+def test_class_clarity_loss_rewards_clear_digits_of_every_class(tiny_config):
+    dcgan = train_dcgan.build_dcgan(tiny_config, head_classes=10)
+    confident = np.eye(10, dtype=np.float32)[np.arange(20) % 10] * 50.0  # each digit clear, all classes
+    one_class = np.eye(10, dtype=np.float32)[np.zeros(20, int)] * 50.0  # each clear, but all the same class
+    unsure = np.zeros((20, 10), np.float32)  # no digit reads as anything
+    losses = [float(dcgan.class_clarity_loss(tf.constant(logits))) for logits in (confident, one_class, unsure)]
+    assert losses == pytest.approx([-math.log(10), 0.0, 0.0], abs=1e-4)
+
+
+def test_the_class_head_learns_the_real_digits_labels(tiny_config, mnist_train):
+    images, labels = mnist_train[0][:1024], mnist_train[1][:1024].astype("int32")
+    config = dict(tiny_config, CLASS_HEAD=1.0, PRECISION="float32")
+    keras.utils.set_random_seed(0)
+    dcgan = train_dcgan.build_dcgan(config, head_classes=10)
+    assert dcgan.head_classes == 10 and len(dcgan.discriminator.outputs) == 2
+
+    def head_accuracy():
+        class_logits = dcgan.discriminator(images[:500], training=False)[1]
+        return float(np.mean(np.argmax(class_logits, 1) == labels[:500]))
+
+    before = head_accuracy()
+    dcgan.fit(train_dcgan.make_dataset(images, 32, 0, 128, labels), epochs=2, verbose=0, shuffle=False)
+    assert before < 0.3 and head_accuracy() > 0.6  # from chance to naming most digits, in 64 steps
