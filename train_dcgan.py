@@ -760,7 +760,7 @@ class DCGAN(keras.Model):
         """D's real/fake logits and, with a class head, its class logits (else None). `condition`: [] or, in a
         conditional run, [the digits' classes]."""
         outputs = self.discriminator([images, *condition] if condition else images, training=True)
-        return outputs if self.class_head else (outputs, None)
+        return outputs if self.head_classes else (outputs, None)
 
     def class_clarity_loss(self, class_logits):
         """The generator's reward from the class head: each generated digit should read clearly as one class
@@ -1127,7 +1127,8 @@ def settings_spans(state, config, done_epochs):
     current = {name: config[name] for name in TRAINING_SETTINGS}
     if state is None:
         return [dict(first_epoch=1, **current)]
-    spans = state.get("spans") or [dict(first_epoch=1, **{name: state["config"].get(name) for name in TRAINING_SETTINGS})]
+    first = {name: state["config"].get(name) for name in TRAINING_SETTINGS}  # a state from before spans were kept
+    spans = state.get("spans") or [dict(first_epoch=1, **first)]
     changed = [f"{name.lower()} {spans[-1].get(name)} -> {current[name]}" for name in TRAINING_SETTINGS
                if spans[-1].get(name) != current[name]]
     if not changed:
@@ -1141,10 +1142,10 @@ def restore_checkpoint(dcgan, checkpoint_dir, state):
     """Load the run's weights, both optimizers' moments, the weight average and the random states into `dcgan`."""
     if state.get("head_classes", 0) != dcgan.head_classes:
         had_head = bool(state.get("head_classes"))
-        raise BadInputError(f"the run in {os.path.dirname(checkpoint_dir)} was trained {'with' if had_head else 'without'}"
-                            f" the discriminator's class head, and this command {'has none' if had_head else 'adds one'}"
-                            f". Continue it with --class_head {state['config'].get('CLASS_HEAD', 1.0) if had_head else 0}"
-                            f"; or {ANEW}.")
+        flag = f"--class_head {state['config'].get('CLASS_HEAD', 1.0) if had_head else 0}"
+        raise BadInputError(f"the run in {os.path.dirname(checkpoint_dir)} was trained "
+                            f"{'with' if had_head else 'without'} the discriminator's class head, and this command "
+                            f"{'has none' if had_head else 'adds one'}. Continue it with {flag}; or {ANEW}.")
     try:
         dcgan.load_weights(os.path.join(checkpoint_dir, state["weights"]))
     except Exception as error:  # Keras reports a layer or shape mismatch in many exception types
@@ -1362,7 +1363,7 @@ QUALITY_COLUMNS = ["fid", "kid", "precision", "recall", "class_entropy", "min_cl
 QUALITY_COLUMNS += ["class_accuracy"] + [f"class_accuracy_{digit}" for digit in range(10)]
 METRICS_COLUMNS = ["epoch", "training_minutes"] + QUALITY_COLUMNS  # metrics.csv; minutes of training so far
 # The metrics' classifier is one fixed, committed file (like FID's fixed Inception weights): a classifier retrained
-# on another machine scores the same generator differently (FID 10.1 against 11.8 in one check).
+# on another machine would score the same generator differently.
 CLASSIFIER_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pretrained",
                                "mnist_classifier.weights.h5")
 MIN_REFERENCE_IMAGES = 50      # fewer real images to compare with make FID and precision/recall noise
@@ -1409,9 +1410,7 @@ def save_classifier(classifier, accuracy, path=CLASSIFIER_PATH):
         uncompiled.save_weights(temp_path)
     card = {"fingerprint": weights_fingerprint(classifier), "test_accuracy": accuracy,
             "tensorflow": tf.__version__, "keras": keras.__version__, "cpu": cpu_model_name()}
-    with atomic_output(path + ".json") as temp_path:
-        with open(temp_path, "w", encoding="utf-8") as file:
-            json.dump(card, file, indent=1)
+    write_json(path + ".json", card)
     return card
 
 
@@ -1771,14 +1770,14 @@ def fit_run(output_dir, config, restart, strategy, chief, data, state, policy):
     if restart and chief:
         discard_run(output_dir)
     if state is None:
-        print("--restart: training from scratch" if restart else f"no run in {config['OUTPUT_DIR']}: training from scratch")
+        print(f"{'--restart' if restart else 'no run in ' + config['OUTPUT_DIR']}: training from scratch")
         for stale in glob.glob(os.path.join(output_dir, "samples", "epoch_*.png")):
             os.remove(stale)  # grids of an earlier run would otherwise mix into this run's GIF
     else:
         restore_checkpoint(dcgan, checkpoint_dir_of(config["OUTPUT_DIR"]), state)
     check_workers_agree(strategy, "the restored weights", int(weights_fingerprint(dcgan)[:6], 16))
-    real_digits = data.images[np.random.default_rng(config["SEED"]).permutation(len(data.images))[:config["GRID_ROWS"] ** 2]]
-    save_grid_png(real_digits, os.path.join(output_dir, "real_samples.png"))
+    shown = np.random.default_rng(config["SEED"]).permutation(len(data.images))[:config["GRID_ROWS"] ** 2]
+    save_grid_png(data.images[shown], os.path.join(output_dir, "real_samples.png"))
     if classes:
         write_json(os.path.join(output_dir, "classes.json"), data.class_names)
 
@@ -1812,7 +1811,8 @@ def fit_run(output_dir, config, restart, strategy, chief, data, state, policy):
     print(f"generator weights fingerprint: {weights_fingerprint(dcgan.ema_generator)}")
     print(f"done: {config['EPOCHS'] - done_epochs} epoch(s) of {steps_per_epoch * config['BATCH_SIZE']:,} images "
           f"in {training_seconds:.0f} s ({trained_images / training_seconds:.0f} images/s, per-epoch outputs "
-          f"included); wall time {time.perf_counter() - started:.0f} s. Outputs in {output_dir}{os.sep}, GIF {gif_path}")
+          f"included); wall time {time.perf_counter() - started:.0f} s. Outputs in {output_dir}{os.sep}, GIF "
+          f"{gif_path}")
     return 0
 
 

@@ -86,7 +86,7 @@ def test_conditional_run_on_images_without_classes_is_a_clear_error(tmp_path, sm
     for index, image in enumerate(small_digits[0][:40]):
         Image.fromarray(np.rint(image[..., 0] * 255).astype(np.uint8)).save(tmp_path / f"{index}.png")
     data = train_dcgan.load_training_data(str(tmp_path), seed=0)
-    with pytest.raises(train_dcgan.BadInputError, match="needs labelled images.*has no labels.*one subfolder per class"):
+    with pytest.raises(train_dcgan.BadInputError, match="needs labelled images.*no labels.*one subfolder per class"):
         train_dcgan.check_training_data(data, 32, conditional=True)
     train_dcgan.check_training_data(data, 32, conditional=False)  # unconditional: fine
 
