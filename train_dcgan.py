@@ -663,24 +663,21 @@ def build_discriminator(channels, dropout, group_std=0, classes=0, head_classes=
         layers.Flatten(),
     ]
     realness = layers.Dense(1, dtype="float32")  # a logit: the loss applies the sigmoid, in float32
-    if head_classes:
-        # The head shares every layer with the real/fake verdict: learning which digit a real image is teaches
-        # those layers the strokes that make a digit, which the verdict on generated digits then uses.
-        image = keras.Input(IMAGE_SHAPE, name="image")
-        features = image
-        for layer in body:
-            features = layer(features)
-        class_logits = layers.Dense(head_classes, dtype="float32", name="class_head")(features)
-        return keras.Model(image, [realness(features), class_logits], name="discriminator")
-    if not classes:
+    if not classes and not head_classes:
         return keras.Sequential([keras.Input(IMAGE_SHAPE), *body, realness], name="discriminator")
-    # A projection discriminator (Miyato & Koyama 2018): the logit gains the dot product of the digit's features
-    # with a learned vector of its class. Unlike label maps stacked onto the image, the class costs one dot
-    # product instead of wider convolutions, and D is asked the question directly: "is this a real 7?".
-    image, label = keras.Input(IMAGE_SHAPE, name="image"), keras.Input((), dtype="int32", name="label")
+    image = keras.Input(IMAGE_SHAPE, name="image")
     features = image
     for layer in body:
         features = layer(features)
+    if head_classes:
+        # The head shares every layer with the real/fake verdict: learning which digit a real image is teaches
+        # those layers the strokes that make a digit, which the verdict on generated digits then uses.
+        class_logits = layers.Dense(head_classes, dtype="float32", name="class_head")(features)
+        return keras.Model(image, [realness(features), class_logits], name="discriminator")
+    # A projection discriminator (Miyato & Koyama 2018): the logit gains the dot product of the digit's features
+    # with a learned vector of its class. Unlike label maps stacked onto the image, the class costs one dot
+    # product instead of wider convolutions, and D is asked the question directly: "is this a real 7?".
+    label = keras.Input((), dtype="int32", name="label")
     class_vector = layers.Embedding(classes, features.shape[-1], name="class_projection")(label)
     fit_to_class = layers.Dot(axes=1, dtype="float32")([features, class_vector])
     return keras.Model([image, label], layers.Add(dtype="float32")([realness(features), fit_to_class]),
