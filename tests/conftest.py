@@ -39,20 +39,13 @@ def run_script(*args, cwd=None, timeout=600):
 
 
 def run_main(*args):
-    """train_dcgan.main(args) in this process, its stdout and stderr caught (for module-scoped fixtures, which
-    have no capsys); return (exit code, stdout, stderr). Stdout is no terminal here, as with `> train.log`."""
+    """train_dcgan.main(args) in this process, which has TensorFlow loaded already (a fresh process spends ~8 s
+    starting it), its stdout and stderr caught; return (exit code, stdout, stderr). Stdout is no terminal here,
+    as with `> train.log`."""
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = train_dcgan.main(list(args))
     return code, out.getvalue(), err.getvalue()
-
-
-def run_in_process(capsys, *args):
-    """train_dcgan.main(args) in this process, which has TensorFlow loaded already (a fresh process spends ~8 s
-    starting it); return (exit code, stdout, stderr). For what needs no process of its own."""
-    code = train_dcgan.main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(autouse=True)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import train_dcgan
-from conftest import REPO, run_in_process
+from conftest import REPO, run_main
 
 
 def test_overrides_take_the_constants_types():
@@ -53,45 +53,45 @@ def test_unparseable_flags_exit_2_with_one_line(argv, message, capsys):
     assert message in capsys.readouterr().err
 
 
-def test_bad_value_exits_nonzero_before_touching_output_dir(tmp_path, capsys):
+def test_bad_value_exits_nonzero_before_touching_output_dir(tmp_path):
     out = tmp_path / "out"
-    code, _, err = run_in_process(capsys, "--epochs", "0", "--output_dir", str(out))
+    code, _, err = run_main("--epochs", "0", "--output_dir", str(out))
     assert code == 2
     assert err.strip().splitlines()[-1].startswith("error: --epochs must be at least 1")
     assert not out.exists()
 
 
-def test_batch_larger_than_the_data_is_an_error_before_output(tmp_path, small_digits, capsys):
+def test_batch_larger_than_the_data_is_an_error_before_output(tmp_path, small_digits):
     out = tmp_path / "out"
-    code, _, _ = run_in_process(capsys, "--max_train_images", "20", "--batch_size", "32", "--output_dir", str(out))
+    code, _, _ = run_main("--max_train_images", "20", "--batch_size", "32", "--output_dir", str(out))
     assert code == 2
     assert not out.exists()
 
 
-def test_unwritable_output_dir_is_a_clear_error(tmp_path, capsys):
+def test_unwritable_output_dir_is_a_clear_error(tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("a file where a folder should be")
-    code, _, err = run_in_process(capsys, "--max_train_images", "64", "--output_dir", str(blocker / "out"))
+    code, _, err = run_main("--max_train_images", "64", "--output_dir", str(blocker / "out"))
     assert code == 2
     assert "is not writable" in err
     assert blocker.read_text() == "a file where a folder should be"
 
 
-def test_corrupt_data_file_leaves_existing_outputs_alone(tmp_path, capsys):
+def test_corrupt_data_file_leaves_existing_outputs_alone(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "generator.keras").write_bytes(b"an earlier run's model")
     bad = tmp_path / "mnist.npz"
     bad.write_bytes(b"PK\x03\x04 not really a zip")
-    code, _, err = run_in_process(capsys, "--data", str(bad), "--output_dir", str(out))
+    code, _, err = run_main("--data", str(bad), "--output_dir", str(out))
     assert code == 2
     assert "mnist.npz" in err
     assert (out / "generator.keras").read_bytes() == b"an earlier run's model"
     assert sorted(os.listdir(out)) == ["generator.keras"]
 
 
-def test_generate_without_a_trained_generator_is_a_clear_error(tmp_path, capsys):
-    code, _, err = run_in_process(capsys, "--generate", "10", "--output_dir", str(tmp_path))
+def test_generate_without_a_trained_generator_is_a_clear_error(tmp_path):
+    code, _, err = run_main("--generate", "10", "--output_dir", str(tmp_path))
     assert code == 2
     assert "no trained generator" in err
     assert os.listdir(tmp_path) == []
@@ -119,9 +119,9 @@ def test_image_folder_with_junk_files_loads_its_images(tmp_path, small_digits):
     (["--generate", "5", "--restart"], "it does nothing with --generate"),
     (["--evaluate", "--restart"], "nothing with --evaluate"),
 ])
-def test_bad_actions_are_clear_errors_not_training_runs(argv, message, tmp_path, capsys):
+def test_bad_actions_are_clear_errors_not_training_runs(argv, message, tmp_path):
     out = tmp_path / "out"
-    code, _, err = run_in_process(capsys, *argv, "--output_dir", str(out))
+    code, _, err = run_main(*argv, "--output_dir", str(out))
     assert code == 2 and message in err
     assert not out.exists()
 

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 import train_dcgan
-from conftest import run_in_process, run_main, use_saved_generator_without_the_script
+from conftest import run_main, use_saved_generator_without_the_script
 
 QUICK = ["--max_train_images", "320", "--steps_per_execution", "5", "--grid_rows", "4"]
 
@@ -136,15 +136,15 @@ def test_conditional_run_has_a_grid_row_per_class_and_scores_the_requested_class
     assert "requested class drawn" in log
 
 
-def test_generate_digit_writes_that_class_and_without_it_every_class(conditional_run, capsys):
+def test_generate_digit_writes_that_class_and_without_it_every_class(conditional_run):
     out, _ = conditional_run
     folder = os.path.join(out, "generated")
-    code, printed, err = run_in_process(capsys, "--generate", "30", "--digit", "7", "--output_dir", out)
+    code, printed, err = run_main("--generate", "30", "--digit", "7", "--output_dir", out)
     assert code == 0, err[-2000:]
     assert "of class 7" in printed
     assert np.load(os.path.join(folder, "digits.npy")).shape == (30, 28, 28, 1)
     assert np.load(os.path.join(folder, "labels.npy")).tolist() == [7] * 30
-    assert run_in_process(capsys, "--generate", "20", "--output_dir", out)[0] == 0
+    assert run_main("--generate", "20", "--output_dir", out)[0] == 0
     assert np.bincount(np.load(os.path.join(folder, "labels.npy"))).tolist() == [2] * 10
 
 
@@ -152,14 +152,14 @@ def test_generate_digit_writes_that_class_and_without_it_every_class(conditional
     (["--generate", "5", "--digit", "12"], "--digit '12' is not one of this generator's classes: 0, 1, 2"),
     (["--digit", "3"], "--digit 3 picks the class that --generate N draws; add --generate N"),
 ])
-def test_digit_errors_are_clear(conditional_run, args, message, capsys):
+def test_digit_errors_are_clear(conditional_run, args, message):
     out, _ = conditional_run
-    code, _, err = run_in_process(capsys, *args, "--output_dir", out)
+    code, _, err = run_main(*args, "--output_dir", out)
     assert code == 2 and message in err
 
 
-def test_digit_with_an_unconditional_generator_is_a_clear_error(tmp_path, capsys):
-    code, _, err = run_in_process(capsys, "--generate", "5", "--digit", "7", "--pretrained",
+def test_digit_with_an_unconditional_generator_is_a_clear_error(tmp_path):
+    code, _, err = run_main("--generate", "5", "--digit", "7", "--pretrained",
                                   "--output_dir", str(tmp_path / "out"))
     assert code == 2 and "--digit 7 needs a conditional generator" in err
     assert not os.path.exists(tmp_path / "out")
@@ -174,9 +174,9 @@ def test_conditional_generator_loads_with_plain_keras(conditional_run, tmp_path)
     assert printed == "2 (4, 28, 28, 1)"
 
 
-def test_evaluate_reports_the_requested_class_accuracy(conditional_run, capsys):
+def test_evaluate_reports_the_requested_class_accuracy(conditional_run):
     out, _ = conditional_run
-    code, printed, err = run_in_process(capsys, "--evaluate", "--metrics_samples", "500", "--output_dir", out)
+    code, printed, err = run_main("--evaluate", "--metrics_samples", "500", "--output_dir", out)
     assert code == 0, err[-2000:]
     assert "class_accuracy_9" in printed
 
@@ -198,9 +198,9 @@ def test_a_conditional_run_continues_as_a_conditional_run(conditional_copy):
         assert [row["epoch"] for row in csv.DictReader(file)] == ["1", "2"]
 
 
-def test_conditional_and_unconditional_checkpoints_are_not_mixed_up(conditional_copy, capsys):
+def test_conditional_and_unconditional_checkpoints_are_not_mixed_up(conditional_copy):
     before = open(os.path.join(conditional_copy, "checkpoint", "state.json")).read()
-    code, _, err = run_in_process(capsys, "--epochs", "2", *QUICK, "--output_dir", conditional_copy)
+    code, _, err = run_main("--epochs", "2", *QUICK, "--output_dir", conditional_copy)
     assert code == 2
     assert "CONDITIONAL was True, now False" in err and "--conditional True" in err
     assert open(os.path.join(conditional_copy, "checkpoint", "state.json")).read() == before

