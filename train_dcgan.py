@@ -1668,6 +1668,12 @@ def check_training_data(data, batch_size, conditional):
                             f"my_digits/1/*.png, ...); or train unconditionally with --conditional 0.")
 
 
+def class_head_size(class_names, conditional, weight):
+    """How many classes the discriminator's class head names: the data's, in an unconditional run with the head
+    on (CLASS_HEAD > 0) and two classes or more; else 0, no head."""
+    return len(class_names) if not conditional and weight and len(class_names) > 1 else 0
+
+
 def prepare_output_dir(output_dir):
     """Create OUTPUT_DIR and prove it is writable before training starts."""
     try:
@@ -1743,7 +1749,7 @@ def fit_run(output_dir, config, restart, strategy, chief, data, state, policy):
     done_epochs = state["epoch"] if state else 0
     # 2. The models and the metrics, the last things that can fail before the old run is discarded.
     classes = len(data.class_names) if config["CONDITIONAL"] else 0
-    head_classes = len(data.class_names) if not classes and config["CLASS_HEAD"] and len(data.class_names) > 1 else 0
+    head_classes = class_head_size(data.class_names, config["CONDITIONAL"], config["CLASS_HEAD"])
     print(f"data: {len(data.images):,} training images: {data.source}"
           + (f", {classes} classes ({', '.join(data.class_names)})" if classes else "")
           + (f"; the discriminator's class head names {head_classes} classes" if head_classes else ""))

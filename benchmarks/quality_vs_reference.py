@@ -19,6 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import train_dcgan  # noqa: E402  (first: it quiets TensorFlow's start-up and grappler log lines)
 
 import keras  # noqa: E402
+import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from throughput import StraightforwardGAN  # noqa: E402
 
@@ -36,7 +37,7 @@ def train_reference(images, labels, epochs, seed):  # the reference uses no labe
 def train_script_model(images, labels, epochs, seed):
     keras.utils.set_random_seed(seed)
     config = dict(train_dcgan.DEFAULT_CONFIG, SEED=seed)
-    head_classes = 10 if config["CLASS_HEAD"] else 0
+    head_classes = train_dcgan.class_head_size(np.unique(labels), False, config["CLASS_HEAD"])
     dcgan = train_dcgan.build_dcgan(config, head_classes=head_classes)
     dcgan.fit(train_dcgan.make_dataset(images, config["BATCH_SIZE"], seed, config["LATENT_DIM"],
                                        labels if head_classes else None), epochs=epochs, verbose=2)
