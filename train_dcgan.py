@@ -926,18 +926,11 @@ RUN_OUTPUTS = ["checkpoint", "samples", "tensorboard", "history.csv", "losses.pn
 
 
 class EpochOutputs(keras.callbacks.Callback):
-    """Everything the run keeps, written when an epoch ends, in this order:
+    """Everything the run keeps, written when an epoch ends, in the order on_epoch_end gives; a NaN or infinite
+    loss at any step stops the run before the bad epoch overwrites anything.
 
-    1. a NaN or infinite loss stops the run here (also at any step), before the bad epoch overwrites anything;
-    2. samples/epoch_NNN.png, the grid from the fixed noise;
-    3. history.csv and losses.png;
-    4. in the epochs that have them, the quality metrics: metrics.csv and metrics.png;
-    5. generator.keras (the averaged generator) and discriminator.keras;
-    6. the checkpoint: a run killed before it resumes at this epoch again and rewrites 2-5 alike;
-    7. TensorBoard, after the checkpoint, so that a resumed run writes no epoch twice;
-    8. one plain line, when stdout is not a terminal (`> train.log`), where Keras' progress bar is left out.
     Keras' BackupAndRestore would write the checkpoint in place (a kill while it writes leaves a corrupt one) and
-    restore only `model.optimizer`, not the two this model has, so step 6 is written here, atomically.
+    restore only `model.optimizer`, not the two this model has, so the checkpoint is written here, atomically.
     """
 
     def __init__(self, output_dir, last_epoch, images_per_epoch, grid, evaluator=None, metrics_every=0,
@@ -971,9 +964,9 @@ class EpochOutputs(keras.callbacks.Callback):
         self.write_history(epoch, logs)
         quality = self.write_metrics(epoch) if self.metrics_due(epoch) else {}
         self.write_models()
-        self.write_checkpoint(epoch)
-        self.write_tensorboard(epoch, logs, quality)
-        if self.plain_log:
+        self.write_checkpoint(epoch)  # a run killed before this resumes at this epoch and rewrites the above alike
+        self.write_tensorboard(epoch, logs, quality)  # after the checkpoint: a resumed run writes no epoch twice
+        if self.plain_log:  # stdout is no terminal (`> train.log`), where Keras' progress bar is left out
             losses = ", ".join(f"{name} {float(logs[name]):.4f}" for name in ("d_loss", "g_loss", "d_real", "d_fake"))
             print(f"epoch {epoch}/{self.last_epoch}: {losses}, {logs['images_per_s']:.0f} images/s, "
                   f"{logs['epoch_seconds']:.0f} s", flush=True)
