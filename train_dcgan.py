@@ -574,6 +574,11 @@ def generator_inputs(generator, noise, labels):
     return [noise, np.asarray(labels, np.int32)] if generator_classes(generator) else noise
 
 
+def fixed_noise(seed, count, latent_dim):
+    """`count` noise vectors drawn from `seed` alone: the same seed gives the same digits, in any run."""
+    return np.random.default_rng(seed).standard_normal((count, latent_dim)).astype(np.float32)
+
+
 @keras.saving.register_keras_serializable(package="train_dcgan")
 class GroupStdDev(layers.Layer):
     """Appends one feature map: how much the digits in each group of `group_size` consecutive digits differ.
@@ -1158,24 +1163,26 @@ def lock_without_waiting(file, system=os.name):
 
 
 @contextlib.contextmanager
-def output_dir_lock(output_dir):
-    """One training run per OUTPUT_DIR at a time."""
+def locked_output_dir(output_dir):
+    """Create OUTPUT_DIR and hold its lock for the run: one training run per folder at a time. Creating the lock
+    file proves the folder writable before anything is trained."""
     path = os.path.join(output_dir, ".lock")
-    lock_file = open(path, "a+")
     try:
-        locked = lock_without_waiting(lock_file)
+        os.makedirs(output_dir, exist_ok=True)  # subfolders are made as files are written (atomic_output)
+        lock_file = open(path, "a+")
     except OSError as error:
-        lock_file.close()
-        raise BadInputError(f"{path} cannot be locked ({error}); the file system of {output_dir} may not support "
-                            f"locks (some network drives). Use an --output_dir on a local disk.") from None
-    if not locked:
-        lock_file.close()
-        raise BadInputError(f"another training run is using {output_dir} right now (it holds {path}). Wait for it to "
-                            f"end, stop it, or give this run another --output_dir.")
-    try:
+        raise BadInputError(f"--output_dir {output_dir!r} is not writable ({error.strerror}). Pick a folder you "
+                            f"can write to, e.g. --output_dir ~/dcgan_outputs.") from None
+    with lock_file:
+        try:
+            locked = lock_without_waiting(lock_file)
+        except OSError as error:
+            raise BadInputError(f"{path} cannot be locked ({error}); the file system of {output_dir} may not "
+                                f"support locks (some network drives). Use an --output_dir on a local disk.") from None
+        if not locked:
+            raise BadInputError(f"another training run is using {output_dir} right now (it holds {path}). Wait for "
+                                f"it to end, stop it, or give this run another --output_dir.")
         yield
-    finally:
-        lock_file.close()
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -1203,6 +1210,12 @@ def write_json(path, value):
     with atomic_output(path) as temp_path:
         with open(temp_path, "w", encoding="utf-8") as file:
             json.dump(value, file, indent=1)
+
+
+def save_npy(path, array):
+    with atomic_output(path) as temp_path:
+        with open(temp_path, "wb") as file:
+            np.save(file, array)
 
 
 def image_grid(images, rows):
@@ -1530,13 +1543,8 @@ class QualityEvaluator:
         """The metrics of SAMPLES digits from `generator`; a conditional one is asked for every class equally
         often, and scored on drawing them when its classes (`class_names`, default "0", "1", ...) are digits."""
         classes = generator_classes(generator)
-        noise = np.random.default_rng(self.seed).standard_normal((self.samples, self.latent_dim)).astype(np.float32)
         labels = balanced_labels(self.samples, classes)
-        # Direct calls rather than predict(): predict would run under the training's tf.distribute strategy.
-        images = np.concatenate([
-            np.asarray(generator(generator_inputs(generator, noise[start:start + 1000], labels[start:start + 1000]),
-                                 training=False), np.float32)
-            for start in range(0, len(noise), 1000)])
+        images = sample(generator, fixed_noise(self.seed, self.samples, self.latent_dim), labels)
         digits = class_digits(class_names or [str(index) for index in range(classes)]) if classes else None
         return self.evaluate_images(images, None if digits is None else digits[labels])
 
@@ -1604,23 +1612,11 @@ def class_head_size(class_names, conditional, weight):
     return len(class_names) if not conditional and weight and len(class_names) > 1 else 0
 
 
-def prepare_output_dir(output_dir):
-    """Create OUTPUT_DIR and prove it is writable before training starts."""
-    try:
-        os.makedirs(output_dir, exist_ok=True)  # subfolders are made as files are written (atomic_output)
-        probe = os.path.join(output_dir, f".write-test-{os.getpid()}")
-        open(probe, "w").close()
-        os.remove(probe)
-    except OSError as error:
-        raise BadInputError(f"--output_dir {output_dir!r} is not writable ({error.strerror}). Pick a folder you "
-                            f"can write to, e.g. --output_dir ~/dcgan_outputs.") from None
-
-
 def fixed_sample_inputs(seed, rows, latent_dim, classes=0):
     """(generator inputs, rows) of every epoch's sample grid: rows x rows digits from noise drawn from SEED alone
     (a resumed run gets the same); for a conditional run one row per class, the same noise down each column, so
     every class is seen improving side by side (and the noise's share of the look, the style, along each row)."""
-    noise = np.random.default_rng(seed).standard_normal((rows ** 2, latent_dim)).astype(np.float32)
+    noise = fixed_noise(seed, rows ** 2, latent_dim)
     if not classes:
         return noise, None
     columns = noise[:rows]
@@ -1645,9 +1641,8 @@ def train(config, restart=False):
         check_training_data(data, config["BATCH_SIZE"], config["CONDITIONAL"])
         check_batch_per_replica(config["BATCH_SIZE"], config["D_GROUP_STD"], strategy.num_replicas_in_sync)
     output_dir = config["OUTPUT_DIR"] if chief else tempfile.mkdtemp(prefix="dcgan-worker-")
-    prepare_output_dir(output_dir)
     try:
-        with output_dir_lock(output_dir):
+        with locked_output_dir(output_dir):
             if finished:
                 if chief:
                     write_run_gif(output_dir, done_epochs, config["GIF_FRAME_SECONDS"])
@@ -1753,6 +1748,8 @@ PRETRAINED_GENERATOR_PATH = os.path.join(os.path.dirname(os.path.abspath(__file_
 
 
 def load_saved_generator(path):
+    """A saved generator and its class names: for a conditional one those in classes.json beside it, or "0", "1",
+    ... when there are none that fit; [] for an unconditional one."""
     if not os.path.exists(path) and path == PRETRAINED_GENERATOR_PATH:
         raise BadInputError(f"the committed pretrained generator {path} is missing. Restore it with "
                             f"`git checkout -- {os.path.dirname(path)}`, or train your own and leave out --pretrained.")
@@ -1761,61 +1758,45 @@ def load_saved_generator(path):
                             f"`python train_dcgan.py`, point --output_dir at a finished run's folder, or pass "
                             f"--pretrained to use the committed one.")
     try:
-        return keras.models.load_model(path)
+        generator = keras.models.load_model(path)
     except Exception as error:  # a damaged zip or config surfaces as many exception types
         raise BadInputError(f"{path} could not be loaded ({error}). Train again to replace it.") from None
-
-
-def read_class_names(folder, classes):
-    """The class names saved beside a conditional generator; "0", "1", ... when there are none that fit."""
+    classes = generator_classes(generator)
     try:
-        with open(os.path.join(folder, "classes.json"), encoding="utf-8") as file:
+        with open(os.path.join(os.path.dirname(path), "classes.json"), encoding="utf-8") as file:
             names = json.load(file)
     except (OSError, ValueError):
         names = None
     fits = isinstance(names, list) and len(names) == classes
-    return [str(name) for name in names] if fits else [str(index) for index in range(classes)]
+    return generator, [str(name) for name in names] if fits else [str(index) for index in range(classes)]
 
 
-def requested_labels(generator, class_names, count, digit):
-    """The class indices --generate asks a conditional generator for: `count` of class `digit`, or with `digit`
-    None every class equally often; checks that --digit fits the generator."""
-    classes = generator_classes(generator)
-    if digit is not None and not classes:
-        raise BadInputError(f"--digit {digit} needs a conditional generator, and this one draws whatever its noise "
-                            f"gives. Train one with --conditional 1 (and its own --output_dir), or leave out --digit.")
-    if digit is not None and digit not in class_names:
-        raise BadInputError(f"--digit {digit!r} is not one of this generator's classes: {', '.join(class_names)}.")
-    if digit is not None:
-        return np.full(count, class_names.index(digit), np.int32)
-    return balanced_labels(count, classes)
-
-
-def noise_input_length(generator):
-    return generator.inputs[0].shape[-1]
-
-
-def save_npy(path, array):
-    with atomic_output(path) as temp_path:
-        with open(temp_path, "wb") as file:
-            np.save(file, array)
+def sample(generator, noise, labels=None):
+    """The generator's digits for `noise` (and, for a conditional one, class indices `labels`) as float32 numpy,
+    a thousand at a time. Direct calls rather than predict(): predict would run under a training's strategy."""
+    return np.concatenate([
+        np.asarray(generator(generator_inputs(generator, noise[start:start + 1000],
+                                              None if labels is None else labels[start:start + 1000]),
+                             training=False), np.float32)
+        for start in range(0, len(noise), 1000)])
 
 
 def generate_digits(output_dir, seed, count, generator_path, digit=None):
     """--generate N [--digit D]: N digits from the saved generator as a grid, single PNGs and a .npy array; from a
     conditional generator N of class D, or of every class equally often with their labels in labels.npy. What an
     earlier --generate left in generated/ is replaced, not mixed in."""
-    generator = load_saved_generator(generator_path)
-    class_names = read_class_names(os.path.dirname(generator_path), generator_classes(generator))
-    labels = requested_labels(generator, class_names, count, digit)
-    noise = np.random.default_rng(seed).standard_normal((count, noise_input_length(generator))).astype(np.float32)
-    images = np.asarray(generator.predict(generator_inputs(generator, noise, labels), batch_size=1000, verbose=0),
-                        dtype=np.float32)
+    generator, class_names = load_saved_generator(generator_path)
+    if digit is not None and not class_names:
+        raise BadInputError(f"--digit {digit} needs a conditional generator, and this one draws whatever its noise "
+                            f"gives. Train one with --conditional 1 (and its own --output_dir), or leave out --digit.")
+    if digit is not None and digit not in class_names:
+        raise BadInputError(f"--digit {digit!r} is not one of this generator's classes: {', '.join(class_names)}.")
+    labels = (balanced_labels(count, len(class_names)) if digit is None
+              else np.full(count, class_names.index(digit), np.int32))
+    images = sample(generator, fixed_noise(seed, count, generator.inputs[0].shape[-1]), labels)
     out_dir = os.path.join(output_dir, "generated")
-    os.makedirs(out_dir, exist_ok=True)
-    stale = glob.glob(os.path.join(out_dir, "digit_*.png")) + glob.glob(os.path.join(out_dir, "labels.npy"))
-    for path in stale:
-        os.remove(path)
+    for stale in glob.glob(os.path.join(out_dir, "digit_*.png")) + glob.glob(os.path.join(out_dir, "labels.npy")):
+        os.remove(stale)
     if class_names:
         save_npy(os.path.join(out_dir, "labels.npy"), labels)
     save_grid_png(images, os.path.join(out_dir, "grid.png"))
@@ -1833,15 +1814,14 @@ def generate_digits(output_dir, seed, count, generator_path, digit=None):
 
 def evaluate_saved(config, generator_path):
     """--evaluate: the quality metrics of the saved generator against DATA's reference images, as a table."""
-    generator = load_saved_generator(generator_path)
+    generator, class_names = load_saved_generator(generator_path)
     data = load_training_data(config["DATA"], config["SEED"], config["MAX_TRAIN_IMAGES"])
-    evaluator = build_quality_evaluator(data, config["METRICS_SAMPLES"], noise_input_length(generator),
+    evaluator = build_quality_evaluator(data, config["METRICS_SAMPLES"], generator.inputs[0].shape[-1],
                                         config["SEED"])
     if evaluator is None:
         raise BadInputError(f"--evaluate needs at least {MIN_REFERENCE_IMAGES} real images to compare with, and "
                             f"{data.source} leaves {len(data.reference)}. Add images to it.")
-    result = evaluator.evaluate_generator(
-        generator, read_class_names(os.path.dirname(generator_path), generator_classes(generator)))
+    result = evaluator.evaluate_generator(generator, class_names)
     print(f"\nquality of {generator_path} ({config['METRICS_SAMPLES']:,} samples against {data.reference_name}):")
     for name in QUALITY_COLUMNS:
         if name in result:
@@ -1872,14 +1852,12 @@ def latent_loop(keypoints, frames):
 def write_interpolation(output_dir, seed, rows, frames, generator_path, keypoints=4):
     """--interpolate: interpolation.gif, a rows x rows grid of digits, each morphing along its own loop through
     `keypoints` random latent points, in `frames` frames that loop seamlessly."""
-    generator = load_saved_generator(generator_path)
+    generator, class_names = load_saved_generator(generator_path)
     digits = rows ** 2
-    path = latent_loop(np.random.default_rng(seed).standard_normal((keypoints, digits, noise_input_length(generator))),
-                       frames)
-    labels = balanced_labels(digits, generator_classes(generator))  # a conditional generator: classes in order
-    pictures = [image_grid(np.asarray(generator(generator_inputs(generator, noise, labels), training=False),
-                                      np.float32), rows)
-                for noise in path]
+    keypoint_noise = fixed_noise(seed, keypoints * digits, generator.inputs[0].shape[-1])
+    path = latent_loop(keypoint_noise.reshape(keypoints, digits, -1), frames)
+    labels = balanced_labels(digits, len(class_names))  # a conditional generator: classes in order
+    pictures = [image_grid(sample(generator, noise, labels), rows) for noise in path]
     gif_path = os.path.join(output_dir, "interpolation.gif")
     write_gif(gif_path, pictures, 0.06)
     print(f"wrote {gif_path}: {len(pictures)} frames of {digits} digits, each looping through {keypoints} random "

@@ -215,5 +215,5 @@ def test_a_lock_that_fails_for_another_reason_says_so(tmp_path, monkeypatch):
 
     monkeypatch.setitem(sys.modules, "fcntl", NoLocks())
     with pytest.raises(train_dcgan.BadInputError, match="cannot be locked .*No locks available.*local disk"):
-        with train_dcgan.output_dir_lock(str(tmp_path)):
+        with train_dcgan.locked_output_dir(str(tmp_path)):
             pass
