@@ -274,6 +274,19 @@ def class_indices_from(labels, where):
     return labels.astype(np.int64)
 
 
+def checked_digits(images, labels, images_name, labels_name):
+    """uint8 digits (N, 28, 28) and one label each -> (float digits, class indices); anything else is refused with
+    what was found."""
+    if images.ndim != 3 or images.shape[1:] != (28, 28) or images.dtype != np.uint8:
+        raise BadInputError(f"{images_name} holds {images.dtype} images of shape {images.shape}; expected (N, 28, 28) "
+                            f"uint8 digits, pixel values 0-255.")
+    labels = class_indices_from(labels, labels_name)
+    if len(labels) != len(images):
+        raise BadInputError(f"{labels_name} holds {len(labels)} labels for {len(images)} images; they must match one "
+                            f"to one.")
+    return to_unit_float(images), labels
+
+
 def load_npz(path, split="train"):
     """A Keras-format mnist.npz: x_train/y_train/x_test/y_test, uint8 digits of 28x28. None for a missing test
     split."""
@@ -287,12 +300,7 @@ def load_npz(path, split="train"):
                             f"layout (x_train, y_train, and optionally x_test, y_test).") from None
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
         raise BadInputError(f"{path} is not a readable .npz file ({error}). Re-create or re-download it.") from None
-    if images.ndim != 3 or images.shape[1:] != (28, 28) or len(images) != len(labels):
-        raise BadInputError(f"{path}: x_{split} has shape {images.shape}; expected (N, 28, 28) uint8 digits "
-                            f"with as many labels.")
-    if images.dtype != np.uint8:
-        raise BadInputError(f"{path}: x_{split} is {images.dtype}; expected uint8 pixel values 0-255.")
-    return to_unit_float(images), class_indices_from(labels, f"{path}: y_{split}")
+    return checked_digits(images, labels, f"{path}: x_{split}", f"{path}: y_{split}")
 
 
 def read_idx(path):
@@ -326,13 +334,7 @@ def load_idx_folder(folder, split="train"):
     if images_path is None or labels_path is None:
         raise BadInputError(f"{folder} lacks {prefix}-images-idx3-ubyte or {prefix}-labels-idx1-ubyte "
                             f"(plain or .gz). Put both MNIST IDX files there.")
-    images, labels = read_idx(images_path), read_idx(labels_path)
-    if images.ndim != 3 or images.shape[1:] != (28, 28):
-        raise BadInputError(f"{images_path} holds shape {images.shape}; expected (N, 28, 28) digits.")
-    if labels.ndim != 1 or len(labels) != len(images):
-        raise BadInputError(f"{labels_path} holds {labels.shape} labels for {len(images)} images; "
-                            f"they must match one to one.")
-    return to_unit_float(images), labels.astype(np.int64)
+    return checked_digits(read_idx(images_path), read_idx(labels_path), images_path, labels_path)
 
 
 def image_files(folder):
@@ -1037,20 +1039,6 @@ def read_checkpoint_state(checkpoint_dir):
         raise BadInputError(f"{path} is unreadable ({error}). Delete {checkpoint_dir} to train anew.") from None
 
 
-def checkpoint_mismatches(state, config, policy):
-    """What differs between a checkpoint's settings and this run's, as readable phrases, and the flags that match."""
-    # A checkpoint written before D_GROUP_STD or CONDITIONAL existed was made without the feature (0, False); one
-    # written before the policy was recorded is taken to have used today's.
-    saved = dict({"D_GROUP_STD": 0, "CONDITIONAL": False}, **state["config"])
-    saved_policy = state.get("policy", policy)
-    changed = [f"{name} was {saved[name]!r}, now {config[name]!r}" for name in RESUME_SETTINGS
-               if name in saved and saved[name] != config[name]]
-    if saved_policy != policy:  # a changed policy would drop the Adam moments with only a Keras warning
-        changed.append(f"the precision policy was {saved_policy}, now {policy}")
-    flags = " ".join(f"--{name.lower()} {saved[name]}" for name in RESUME_SETTINGS if name in saved)
-    return changed, f"{flags} --precision {saved_policy}"
-
-
 ANEW = "pick another --output_dir, or pass --restart to discard this run and train anew"
 
 
@@ -1060,8 +1048,17 @@ def epochs_done(state, config, policy):
     if state is None:
         return 0
     run = f"the {'finished' if state['finished'] else 'unfinished'} run in {config['OUTPUT_DIR']}"
-    changed, flags = checkpoint_mismatches(state, config, policy)
+    # A checkpoint written before D_GROUP_STD or CONDITIONAL existed was made without the feature (0, False); one
+    # written before the policy was recorded is taken to have used today's.
+    saved = dict({"D_GROUP_STD": 0, "CONDITIONAL": False}, **state["config"])
+    saved_policy = state.get("policy", policy)
+    changed = [f"{name} was {saved[name]!r}, now {config[name]!r}" for name in RESUME_SETTINGS
+               if name in saved and saved[name] != config[name]]
+    if saved_policy != policy:  # a changed policy would drop the Adam moments with only a Keras warning
+        changed.append(f"the precision policy was {saved_policy}, now {policy}")
     if changed:
+        flags = " ".join(f"--{name.lower()} {saved[name]}" for name in RESUME_SETTINGS if name in saved)
+        flags += f" --precision {saved_policy}"
         raise BadInputError(f"{run} (epoch {state['epoch']}) used other settings ({'; '.join(changed)}). Continue it "
                             f"with {flags}; or {ANEW}.")
     if state["epoch"] > config["EPOCHS"]:
@@ -1674,8 +1671,8 @@ def fit_run(output_dir, config, restart, strategy, chief, data, state, policy):
     multiworker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
     steps_per_execution = 1 if multiworker else min(config["STEPS_PER_EXECUTION"], steps_per_epoch)
     dcgan = build_dcgan(dict(config, STEPS_PER_EXECUTION=steps_per_execution), strategy, classes, head_classes)
-    print(f"precision policy: {policy}; {strategy.num_replicas_in_sync} replica(s) ({type(strategy).__name__}), "
-          f"{config['BATCH_SIZE']} digits per step in all")
+    print(f"precision policy: {policy} on {cpu_model_name()}; {strategy.num_replicas_in_sync} replica(s) "
+          f"({type(strategy).__name__}), {config['BATCH_SIZE']} digits per step in all")
     dcgan.generator.summary()
     dcgan.discriminator.summary()
     evaluator = None
