@@ -454,6 +454,45 @@ def encode_labels(labels):
     return np.array([index[str(label)] for label in labels], dtype=np.int32), names
 
 
+# The reference is what the metrics compare with; `pool` every training image before MAX_TRAIN_IMAGES picks some,
+# from which the metrics' real-data floor is drawn.
+TrainingData = collections.namedtuple("TrainingData", "images labels class_names source reference reference_name pool")
+
+
+def load_training_data(data, seed, max_train_images=0):
+    """The images to train on, their class indices and class names (None and [] for unlabelled data), and the real
+    images the metrics compare with: the source's own test split, or else a held-out tenth, set aside before
+    training and never trained on."""
+    images, labels, source = load_digits(data, "train")
+    test = load_digits(data, "test")
+    if test is not None:
+        reference, reference_name = test[0], f"the {len(test[0]):,} {test[2]}"
+    else:
+        images, labels, reference = hold_out(images, labels, seed)
+        reference_name = f"{len(reference):,} images held out of {source} before training"
+    pool = images
+    if max_train_images and max_train_images < len(images):
+        # A random sample (fixed by SEED), not the first N: files come sorted, so an image folder of class
+        # folders 0/ 1/ 2/ ... would otherwise give only zeros.
+        keep = np.sort(np.random.default_rng(seed).choice(len(images), max_train_images, replace=False))
+        images, labels = images[keep], None if labels is None else labels[keep]
+    class_indices, class_names = encode_labels(labels) if labels is not None else (None, [])
+    return TrainingData(images, class_indices, class_names, source, reference, reference_name, pool)
+
+
+def check_training_data(data, batch_size, conditional):
+    """Refuse what cannot be trained: fewer images than a batch, a conditional run without two classes."""
+    if batch_size > len(data.images):
+        raise BadInputError(f"--batch_size {batch_size} is larger than the {len(data.images)} training "
+                            f"images. Use a smaller --batch_size or more images.")
+    if conditional and len(data.class_names) < 2:
+        have = "has no labels" if data.labels is None else f"has only the class {data.class_names}"
+        raise BadInputError(f"--conditional 1 needs labelled images of at least two classes, and {data.source} "
+                            f"{have}. Use MNIST (--data auto), an .npz with y_train, MNIST IDX files with their "
+                            f"labels file, or an image folder with one subfolder per class (my_digits/0/*.png, "
+                            f"my_digits/1/*.png, ...); or train unconditionally with --conditional 0.")
+
+
 def make_dataset(images, batch_size, seed, latent_dim, labels=None):
     """tf.data batches of (real digits, noise for the generated ones), and with `labels` each real digit's class
     index as a third element; reshuffled and re-drawn every epoch; whole batches only.
@@ -650,6 +689,12 @@ def build_discriminator(channels, dropout, group_std=0, classes=0, head_classes=
                        name="discriminator")
 
 
+def class_head_size(class_names, conditional, weight):
+    """How many classes the discriminator's class head names: the data's, in an unconditional run with the head
+    on (CLASS_HEAD > 0) and two classes or more; else 0, no head."""
+    return len(class_names) if not conditional and weight and len(class_names) > 1 else 0
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # The DCGAN: both models and one training step of each, run by model.fit
 # ----------------------------------------------------------------------------------------------------------------
@@ -671,6 +716,9 @@ class DCGAN(keras.Model):
         self.class_head = class_head  # the weight of the class head's losses; 0 when D has no head
         self.head_classes = discriminator.outputs[1].shape[-1] if len(discriminator.outputs) > 1 else 0
         self.conditional = bool(generator_classes(generator))
+        # Under tf.distribute Keras divides each replica's loss by the number of replicas, so that the gradients
+        # summed over devices are one batch's; the losses added here are divided alike, and the logs multiplied back.
+        self.replicas = tf.distribute.get_strategy().num_replicas_in_sync
         self.ema_generator = keras.models.clone_model(generator)
         self.ema_generator.set_weights(generator.get_weights())
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
@@ -728,12 +776,12 @@ class DCGAN(keras.Model):
     def class_clarity_loss(self, class_logits):
         """The generator's reward from the class head: each generated digit should read clearly as one class
         (low entropy per digit), and the batch as every class equally (high entropy of the batch's mean), so
-        clarity is not bought by drawing only the easiest digit. Divided by the replicas, like Keras' losses."""
+        clarity is not bought by drawing only the easiest digit."""
         probabilities = tf.nn.softmax(tf.cast(class_logits, "float32"))
         per_digit = -tf.reduce_mean(tf.reduce_sum(probabilities * tf.math.log(probabilities + 1e-8), axis=1))
         shares = tf.reduce_mean(probabilities, axis=0)
         batch = -tf.reduce_sum(shares * tf.math.log(shares + 1e-8))
-        return (per_digit - batch) / tf.distribute.get_strategy().num_replicas_in_sync
+        return (per_digit - batch) / self.replicas
 
     def real_gradient_penalty(self, real_images, labels):
         """R1 (Mescheder et al. 2018): gamma/2 times the squared gradient of D's logit with respect to real digits.
@@ -749,9 +797,7 @@ class DCGAN(keras.Model):
                 logit_sum = tf.reduce_sum(self.discriminate(real_images, labels)[0])
             slopes = tf.cast(tape.gradient(logit_sum, real_images), "float32")
             squared_slopes = tf.reduce_mean(tf.reduce_sum(tf.square(slopes), [1, 2, 3]))
-            # Divided by the replicas like Keras' losses, so that the gradients summed over devices are one batch's.
-            replicas = tf.distribute.get_strategy().num_replicas_in_sync
-            return 0.5 * self.r1_gamma * R1_INTERVAL * squared_slopes / replicas
+            return 0.5 * self.r1_gamma * R1_INTERVAL * squared_slopes / self.replicas
 
         return tf.cond(self.d_optimizer.iterations % R1_INTERVAL == 0, penalty, lambda: 0.0)
 
@@ -792,17 +838,13 @@ class DCGAN(keras.Model):
         self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_variables))
         self.update_ema_generator()
 
-        # Under tf.distribute, Keras losses come divided by the number of replicas (so that the summed
-        # gradients are right); multiply back so the logs show the true batch loss.
-        strategy = tf.distribute.get_strategy()
-        replicas = strategy.num_replicas_in_sync
         scores = tf.sigmoid(logits)
-        self.d_loss_tracker.update_state(d_loss * replicas)
-        self.g_loss_tracker.update_state(g_loss * replicas)
+        self.d_loss_tracker.update_state(d_loss * self.replicas)  # the true batch losses (see __init__)
+        self.g_loss_tracker.update_state(g_loss * self.replicas)
         self.real_score_tracker.update_state(tf.reduce_mean(scores[:batch_size]))
         self.fake_score_tracker.update_state(tf.reduce_mean(scores[batch_size:]))
         logs = {m.name: m.result() for m in self.metrics}
-        if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
             # Keras averages multi-worker logs over their first axis, which scalars do not have.
             logs = {name: tf.reshape(value, [1]) for name, value in logs.items()}
         return logs
@@ -889,6 +931,17 @@ TRAINING_SETTINGS = ["D_LEARNING_RATE", "G_LEARNING_RATE", "BETA_1", "G_LOSS", "
                      "DROPOUT"]
 RUN_OUTPUTS = ["checkpoint", "samples", "tensorboard", "history.csv", "losses.png", "metrics.csv", "metrics.png",
                "generated_images.gif", "generator.keras", "discriminator.keras", "classes.json", "real_samples.png"]
+
+
+def fixed_sample_inputs(seed, rows, latent_dim, classes=0):
+    """(generator inputs, rows) of every epoch's sample grid: rows x rows digits from noise drawn from SEED alone
+    (a resumed run gets the same); for a conditional run one row per class, the same noise down each column, so
+    every class is seen improving side by side (and the noise's share of the look, the style, along each row)."""
+    noise = fixed_noise(seed, rows ** 2, latent_dim)
+    if not classes:
+        return noise, None
+    columns = noise[:rows]
+    return [np.tile(columns, (classes, 1)), np.repeat(np.arange(classes, dtype=np.int32), len(columns))], classes
 
 
 class EpochOutputs(keras.callbacks.Callback):
@@ -989,8 +1042,8 @@ class EpochOutputs(keras.callbacks.Callback):
 
     def write_tensorboard(self, epoch, logs, quality):
         """OUTPUT_DIR/tensorboard/: the epoch's logs, its quality metrics and its sample grid, at step = epoch."""
-        self.tensorboard = self.tensorboard or tf.summary.create_file_writer(os.path.join(self.output_dir,
-                                                                                            "tensorboard"))
+        folder = os.path.join(self.output_dir, "tensorboard")
+        self.tensorboard = self.tensorboard or tf.summary.create_file_writer(folder)
         scalars = {**{name: float(value) for name, value in logs.items()},
                    **{f"quality/{name}": value for name, value in quality.items()}}
         with Image.open(sample_path(os.path.join(self.output_dir, "samples"), epoch)) as grid:
@@ -1561,65 +1614,11 @@ def build_quality_evaluator(data, samples, latent_dim, seed):
           f"{format_metrics(evaluator.evaluate_images(floor))}"
           f"{'' if digit_classes else ' (no class metrics: the classes are not the ten digits)'}")
     return evaluator
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # main: train, or generate / evaluate / interpolate from a saved generator
 # ----------------------------------------------------------------------------------------------------------------
-# The reference is what the metrics compare with; `pool` every training image before MAX_TRAIN_IMAGES picks some,
-# from which the metrics' real-data floor is drawn.
-TrainingData = collections.namedtuple("TrainingData", "images labels class_names source reference reference_name pool")
-
-
-def load_training_data(data, seed, max_train_images=0):
-    """The images to train on, their class indices and class names (None and [] for unlabelled data), and the real
-    images the metrics compare with: the source's own test split, or else a held-out tenth, set aside before
-    training and never trained on."""
-    images, labels, source = load_digits(data, "train")
-    test = load_digits(data, "test")
-    if test is not None:
-        reference, reference_name = test[0], f"the {len(test[0]):,} {test[2]}"
-    else:
-        images, labels, reference = hold_out(images, labels, seed)
-        reference_name = f"{len(reference):,} images held out of {source} before training"
-    pool = images
-    if max_train_images and max_train_images < len(images):
-        # A random sample (fixed by SEED), not the first N: files come sorted, so an image folder of class
-        # folders 0/ 1/ 2/ ... would otherwise give only zeros.
-        keep = np.sort(np.random.default_rng(seed).choice(len(images), max_train_images, replace=False))
-        images, labels = images[keep], None if labels is None else labels[keep]
-    class_indices, class_names = encode_labels(labels) if labels is not None else (None, [])
-    return TrainingData(images, class_indices, class_names, source, reference, reference_name, pool)
-
-
-def check_training_data(data, batch_size, conditional):
-    """Refuse what cannot be trained: fewer images than a batch, a conditional run without two classes."""
-    if batch_size > len(data.images):
-        raise BadInputError(f"--batch_size {batch_size} is larger than the {len(data.images)} training "
-                            f"images. Use a smaller --batch_size or more images.")
-    if conditional and len(data.class_names) < 2:
-        have = "has no labels" if data.labels is None else f"has only the class {data.class_names}"
-        raise BadInputError(f"--conditional 1 needs labelled images of at least two classes, and {data.source} "
-                            f"{have}. Use MNIST (--data auto), an .npz with y_train, MNIST IDX files with their "
-                            f"labels file, or an image folder with one subfolder per class (my_digits/0/*.png, "
-                            f"my_digits/1/*.png, ...); or train unconditionally with --conditional 0.")
-
-
-def class_head_size(class_names, conditional, weight):
-    """How many classes the discriminator's class head names: the data's, in an unconditional run with the head
-    on (CLASS_HEAD > 0) and two classes or more; else 0, no head."""
-    return len(class_names) if not conditional and weight and len(class_names) > 1 else 0
-
-
-def fixed_sample_inputs(seed, rows, latent_dim, classes=0):
-    """(generator inputs, rows) of every epoch's sample grid: rows x rows digits from noise drawn from SEED alone
-    (a resumed run gets the same); for a conditional run one row per class, the same noise down each column, so
-    every class is seen improving side by side (and the noise's share of the look, the style, along each row)."""
-    noise = fixed_noise(seed, rows ** 2, latent_dim)
-    if not classes:
-        return noise, None
-    columns = noise[:rows]
-    return [np.tile(columns, (classes, 1)), np.repeat(np.arange(classes, dtype=np.int32), len(columns))], classes
-
-
 def train(config, restart=False):
     """Train for EPOCHS, resuming or continuing the run in OUTPUT_DIR (or with `restart` discarding it, once
     everything else has been checked), and write every output. In a multi-worker run every worker runs this
