@@ -191,8 +191,9 @@ def validate_config(config):
     """Check every value that can be checked before loading anything; raise BadInputError naming the fix."""
     for names, test, rule in NUMBER_RULES:
         for name in names:
-            if not (math.isfinite(config[name]) and test(config[name])):
-                raise BadInputError(f"--{name.lower()} must be {rule} (got {config[name]}).")
+            value = config[name]
+            if not test(value) or isinstance(value, float) and not math.isfinite(value):
+                raise BadInputError(f"--{name.lower()} must be {rule} (got {value}).")
     if config["D_GROUP_STD"] and config["BATCH_SIZE"] % config["D_GROUP_STD"]:
         raise BadInputError(f"--d_group_std must be 0 (off) or divide --batch_size {config['BATCH_SIZE']} "
                             f"(got {config['D_GROUP_STD']}); 4 is the usual group size.")

@@ -145,6 +145,9 @@ def test_two_actions_or_an_unknown_choice_exit_2_naming_the_flags(argv, message,
     (["--metrics_samples", "3"], "--metrics_samples must be at least 100"),
     (["--seed", "-1"], "--seed must be 0 or more"),
     (["--seed", "4294967296"], "--seed must be 0 or more and below 2..32"),
+    (["--seed", "9" * 400], "--seed must be 0 or more and below 2..32"),
+    (["--g_learning_rate", "inf"], "--g_learning_rate must be a positive number"),
+    (["--r1_gamma", "nan"], "--r1_gamma must be 0 .off. or a positive weight"),
 ])
 def test_metric_settings_that_cannot_work_are_refused_before_training(argv, message):
     with pytest.raises(train_dcgan.BadInputError, match=message):
