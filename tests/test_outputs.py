@@ -21,10 +21,11 @@ def test_the_epochs_sample_grid_is_written(tiny_config, tmp_path):
 
 
 def test_gif_has_one_frame_per_epoch_in_order(tmp_path):
+    samples = str(tmp_path / "samples")
     for epoch in range(1, 6):
         images = np.full((4, 28, 28, 1), epoch / 10, dtype=np.float32)
-        train_dcgan.save_grid_png(images, train_dcgan.sample_path(str(tmp_path / "samples"), epoch))
-    train_dcgan.save_grid_png(np.ones((4, 28, 28, 1), np.float32), train_dcgan.sample_path(str(tmp_path / "samples"), 6))
+        train_dcgan.save_grid_png(images, train_dcgan.sample_path(samples, epoch))
+    train_dcgan.save_grid_png(np.ones((4, 28, 28, 1), np.float32), train_dcgan.sample_path(samples, 6))
     gif = str(tmp_path / "generated_images.gif")
     train_dcgan.write_training_gif(str(tmp_path), 5, 0.1)
     frames = iio.imread(gif, index=None)
@@ -85,8 +86,9 @@ def test_loss_plot_draws_both_losses_and_both_scores(tmp_path):
 
 def test_gif_frames_of_another_grid_size_are_fitted(tmp_path):
     """GRID_ROWS changed when a run continued: its grids differ in size; the GIF fits them, it does not fail."""
-    train_dcgan.save_grid_png(np.full((16, 28, 28, 1), 0.5, np.float32), train_dcgan.sample_path(str(tmp_path / "samples"), 1))
-    train_dcgan.save_grid_png(np.full((9, 28, 28, 1), 0.9, np.float32), train_dcgan.sample_path(str(tmp_path / "samples"), 2))
+    samples = str(tmp_path / "samples")
+    train_dcgan.save_grid_png(np.full((16, 28, 28, 1), 0.5, np.float32), train_dcgan.sample_path(samples, 1))
+    train_dcgan.save_grid_png(np.full((9, 28, 28, 1), 0.9, np.float32), train_dcgan.sample_path(samples, 2))
     gif = str(tmp_path / "generated_images.gif")
     train_dcgan.write_training_gif(str(tmp_path), 2, 0.1)
     frames = iio.imread(gif, index=None)
