@@ -980,12 +980,12 @@ class EpochOutputs(keras.callbacks.Callback):
         stop_if_not_finite(logs, f"at the end of epoch {epoch}")
         logs["epoch_seconds"] = time.perf_counter() - self.epoch_started
         logs["images_per_s"] = self.images_per_epoch / logs["epoch_seconds"]
-        self.write_grid(epoch)
+        grid = self.write_grid(epoch)
         self.write_history(epoch, logs)
         quality = self.write_metrics(epoch) if self.metrics_due(epoch) else {}
         self.write_models()
         self.write_checkpoint(epoch)  # a run killed before this resumes at this epoch and rewrites the above alike
-        self.write_tensorboard(epoch, logs, quality)  # after the checkpoint: a resumed run writes no epoch twice
+        self.write_tensorboard(epoch, logs, quality, grid)  # after the checkpoint: a resumed run writes no epoch twice
         if self.plain_log:  # stdout is no terminal (`> train.log`), where Keras' progress bar is left out
             losses = ", ".join(f"{name} {float(logs[name]):.4f}" for name in ("d_loss", "g_loss", "d_real", "d_fake"))
             print(f"epoch {epoch}/{self.last_epoch}: {losses}, {logs['images_per_s']:.0f} images/s, "
@@ -995,7 +995,8 @@ class EpochOutputs(keras.callbacks.Callback):
         # The model's call() is its sampler (the averaged generator). training=False: batch norm uses its
         # running statistics, as it will when the generator is used later.
         images = self.model(self.grid_inputs, training=False)
-        save_grid_png(np.asarray(images), sample_path(os.path.join(self.output_dir, "samples"), epoch), self.grid_rows)
+        return save_grid_png(np.asarray(images), sample_path(os.path.join(self.output_dir, "samples"), epoch),
+                             self.grid_rows)
 
     def write_history(self, epoch, logs):
         # Rewritten whole, not appended as keras.callbacks.CSVLogger does: a kill can leave no half row, and a
@@ -1041,18 +1042,16 @@ class EpochOutputs(keras.callbacks.Callback):
             if name.startswith("epoch_") and name != weights_name:
                 os.remove(os.path.join(checkpoint_dir, name))
 
-    def write_tensorboard(self, epoch, logs, quality):
+    def write_tensorboard(self, epoch, logs, quality, grid):
         """OUTPUT_DIR/tensorboard/: the epoch's logs, its quality metrics and its sample grid, at step = epoch."""
         folder = os.path.join(self.output_dir, "tensorboard")
         self.tensorboard = self.tensorboard or tf.summary.create_file_writer(folder)
         scalars = {**{name: float(value) for name, value in logs.items()},
                    **{f"quality/{name}": value for name, value in quality.items()}}
-        with Image.open(sample_path(os.path.join(self.output_dir, "samples"), epoch)) as grid:
-            pixels = np.asarray(grid.convert("L"))
         with self.tensorboard.as_default(step=epoch):
             for name, value in scalars.items():
                 tf.summary.scalar(name, value)
-            tf.summary.image("samples", pixels[None, :, :, None])
+            tf.summary.image("samples", grid[None, :, :, None])
         self.tensorboard.flush()
 
 
@@ -1277,9 +1276,11 @@ def image_grid(images, rows):
 
 
 def save_grid_png(images, path, rows=None):
-    """A grid of `rows` rows (default: as square as the count allows) as a PNG."""
+    """A grid of `rows` rows (default: as square as the count allows) as a PNG; the grid's pixels."""
+    grid = image_grid(images, rows or math.isqrt(len(images) - 1) + 1)
     with atomic_output(path) as temp_path:
-        Image.fromarray(image_grid(images, rows or math.isqrt(len(images) - 1) + 1)).save(temp_path)
+        Image.fromarray(grid).save(temp_path)
+    return grid
 
 
 def sample_path(samples_dir, epoch):
@@ -1756,12 +1757,11 @@ def load_saved_generator(path):
     return generator, [str(name) for name in names] if fits else [str(index) for index in range(classes)]
 
 
-def sample(generator, noise, labels=None):
+def sample(generator, noise, labels):
     """The generator's digits for `noise` (and, for a conditional one, class indices `labels`) as float32 numpy,
     a thousand at a time. Direct calls rather than predict(): predict would run under a training's strategy."""
     return np.concatenate([
-        np.asarray(generator(generator_inputs(generator, noise[start:start + 1000],
-                                              None if labels is None else labels[start:start + 1000]),
+        np.asarray(generator(generator_inputs(generator, noise[start:start + 1000], labels[start:start + 1000]),
                              training=False), np.float32)
         for start in range(0, len(noise), 1000)])
 
