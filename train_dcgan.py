@@ -607,6 +607,11 @@ def generator_classes(generator):
     return generator.get_layer("class_vector").input_dim if len(generator.inputs) == 2 else 0
 
 
+def latent_dim_of(generator):
+    """The length of the noise vector a (saved) generator takes."""
+    return generator.inputs[0].shape[-1]
+
+
 def generator_inputs(generator, noise, labels):
     """What to feed the generator: the noise, plus the class indices for a conditional one."""
     return [noise, np.asarray(labels, np.int32)] if generator_classes(generator) else noise
@@ -1778,7 +1783,7 @@ def generate_digits(output_dir, seed, count, generator_path, digit=None):
         raise BadInputError(f"--digit {digit!r} is not one of this generator's classes: {', '.join(class_names)}.")
     labels = (balanced_labels(count, len(class_names)) if digit is None
               else np.full(count, class_names.index(digit), np.int32))
-    images = sample(generator, fixed_noise(seed, count, generator.inputs[0].shape[-1]), labels)
+    images = sample(generator, fixed_noise(seed, count, latent_dim_of(generator)), labels)
     out_dir = os.path.join(output_dir, "generated")
     for stale in glob.glob(os.path.join(out_dir, "digit_*.png")) + glob.glob(os.path.join(out_dir, "labels.npy")):
         os.remove(stale)
@@ -1801,7 +1806,7 @@ def evaluate_saved(config, generator_path):
     """--evaluate: the quality metrics of the saved generator against DATA's reference images, as a table."""
     generator, class_names = load_saved_generator(generator_path)
     data = load_training_data(config["DATA"], config["SEED"], config["MAX_TRAIN_IMAGES"])
-    evaluator = build_quality_evaluator(data, config["METRICS_SAMPLES"], generator.inputs[0].shape[-1],
+    evaluator = build_quality_evaluator(data, config["METRICS_SAMPLES"], latent_dim_of(generator),
                                         config["SEED"])
     if evaluator is None:
         raise BadInputError(f"--evaluate needs at least {MIN_REFERENCE_IMAGES} real images to compare with, and "
@@ -1839,7 +1844,7 @@ def write_interpolation(output_dir, seed, rows, frames, generator_path, keypoint
     `keypoints` random latent points, in `frames` frames that loop seamlessly."""
     generator, class_names = load_saved_generator(generator_path)
     digits = rows ** 2
-    keypoint_noise = fixed_noise(seed, keypoints * digits, generator.inputs[0].shape[-1])
+    keypoint_noise = fixed_noise(seed, keypoints * digits, latent_dim_of(generator))
     path = latent_loop(keypoint_noise.reshape(keypoints, digits, -1), frames)
     labels = balanced_labels(digits, len(class_names))  # a conditional generator: classes in order
     pictures = [image_grid(sample(generator, noise, labels), rows) for noise in path]
