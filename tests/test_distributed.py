@@ -144,3 +144,35 @@ def test_group_std_groups_must_fit_each_devices_share_of_the_batch():
     with pytest.raises(train_dcgan.BadInputError, match="must be a whole number"):
         train_dcgan.check_batch_per_replica(32, 0, 3)
     train_dcgan.check_batch_per_replica(32, 0, 2)
+
+
+DEFAULTS_ON_TWO_DEVICES = r"""
+import sys
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+sys.path.insert(0, sys.argv[1])
+import train_dcgan
+common = ["--strategy", "mirrored", "--max_train_images", "256", "--metrics_every", "0", "--output_dir", sys.argv[2]]
+for epochs in ("1", "2"):  # one epoch, then its continuation
+    code = train_dcgan.main(common + ["--epochs", epochs])
+    print("exit", code, flush=True)
+"""
+
+
+def test_the_default_settings_train_and_continue_mirrored_over_two_devices(tmp_path):
+    """Two devices stand in for two GPUs, with every other setting the default (25 steps per call, dropout):
+    Keras' multi-step loop fails under MirroredStrategy, so the run must take one step per call there."""
+    result = subprocess.run([sys.executable, "-c", DEFAULTS_ON_TWO_DEVICES, REPO, str(tmp_path / "out")],
+                            capture_output=True, text=True, timeout=600, env=CPU_ONLY)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("exit 0") == 2, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "2 replica(s) (MirroredStrategy)" in result.stdout
+    assert "continuing the finished run" in result.stdout and "epoch 2/2" in result.stdout
+
+
+def test_mirrored_on_one_cpu_device_says_there_is_nothing_to_mirror(capsys):
+    import train_dcgan
+    strategy = train_dcgan.make_strategy("mirrored")
+    assert strategy.num_replicas_in_sync == 1
+    assert "found one device" in capsys.readouterr().out

