@@ -17,7 +17,6 @@ import collections
 import contextlib
 import csv
 import errno
-import functools
 import glob
 import gzip
 import hashlib
@@ -78,7 +77,7 @@ import matplotlib.pyplot as plt  # noqa: E402  (must follow the backend choice)
 # ----------------------------------------------------------------------------------------------------------------
 # Constants: every tunable of the script. Override any of them as `--lower_case_name value`.
 # ----------------------------------------------------------------------------------------------------------------
-DATA = "auto"              # "auto" (MNIST from data/mnist.npz, else Keras' loader), a .npz, an IDX folder or an image folder
+DATA = "auto"              # "auto" (data/mnist.npz, else Keras' loader), a .npz, an IDX folder or an image folder
 MAX_TRAIN_IMAGES = 0       # train on N digits drawn at random (fixed by SEED) only (0 = all); for quick runs
 OUTPUT_DIR = "outputs"     # where samples, GIF, models, CSVs and the resume checkpoint go
 EPOCHS = 50                # passes over the training digits
@@ -87,33 +86,33 @@ LATENT_DIM = 128           # length of the generator's noise vector
 G_CHANNELS = 128           # generator channels at 7x7; halved at 14x14, quartered at 28x28
 D_CHANNELS = 32            # discriminator channels at 14x14; doubled at 7x7
 DROPOUT = 0.1              # discriminator dropout rate
-D_GROUP_STD = 4            # the discriminator also sees how much digits differ within groups of this many (minibatch std-dev; 0 = off)
+D_GROUP_STD = 4            # D also sees how much digits differ in groups of this many (minibatch std-dev; 0 = off)
 D_LEARNING_RATE = 4e-4     # Adam learning rate of the discriminator
 G_LEARNING_RATE = 4e-4     # Adam learning rate of the generator
-G_LOSS = "logit"           # the generator's loss on D's logit l: "non_saturating" (-log sigmoid(l), the DCGAN paper's) or "logit" (-l)
-R1_GAMMA = 0.1             # weight of the discriminator's gradient penalty on real digits (R1; 0 = off), applied every 16th step
-CLASS_HEAD = 0.3           # weight of the discriminator's class head (trained on the real digits' labels) and of the generator's reward for digits it reads clearly, every class equally often (0 = off; off by itself on unlabelled data)
+G_LOSS = "logit"           # G's loss on D's logit l: "non_saturating" (-log sigmoid(l), DCGAN's) or "logit" (-l)
+R1_GAMMA = 0.1             # weight of D's gradient penalty on real digits (R1; 0 = off), applied every 16th step
+CLASS_HEAD = 0.3           # without NOISE_CLASS: weight of D's class head and G's reward for clear digits (0 = off)
 BETA_1 = 0.5               # Adam beta_1 of both (0.5 is the DCGAN paper's value)
-EMA_DECAY = 0.999          # samples, metrics and generator.keras use a moving average of the generator's weights with this decay per step (0 = the latest weights)
-STRATEGY = "auto"          # "auto" (all GPUs mirrored when there are several, else one device), "mirrored", "multiworker" (TF_CONFIG)
-PRECISION = "auto"         # "auto" (bfloat16 on CPUs with bf16 units, float16 on GPUs, else float32), "float32", "mixed_bfloat16", "mixed_float16"
-STEPS_PER_EXECUTION = 25   # training steps TensorFlow runs per call from Python; higher = less overhead, coarser progress bar
+EMA_DECAY = 0.999          # samples and generator.keras average G's weights with this decay per step (0 = the latest)
+STRATEGY = "auto"          # "auto" (all GPUs mirrored when there are several), "mirrored", "multiworker" (TF_CONFIG)
+PRECISION = "auto"         # "auto" (bfloat16 on CPUs with bf16 units, float16 on GPUs, else float32) or a policy
+STEPS_PER_EXECUTION = 25   # training steps per call from Python; higher = less overhead, coarser progress bar
 GRID_ROWS = 10             # the sample grid is GRID_ROWS x GRID_ROWS digits from fixed noise
 GIF_FRAME_SECONDS = 0.2    # how long each epoch's frame shows in the GIF
-INTERPOLATION_FRAMES = 96  # frames of interpolation.gif (--interpolate): a loop through 4 random latent points per digit
-METRICS_EVERY = 10         # compute FID, KID, precision/recall and class balance after epoch 1, every N epochs and after the last (0 = never)
+INTERPOLATION_FRAMES = 96  # frames of interpolation.gif (--interpolate): a loop through 4 latent points per digit
+METRICS_EVERY = 10         # FID, KID, precision/recall, class balance after epoch 1, every N and the last (0 = never)
 METRICS_SAMPLES = 10000    # generated digits per metrics evaluation
 SEED = 42                  # fixes weight initialisation, noise, shuffling and the sample grid's noise
 CONDITIONAL = False        # 1: learn to draw the class you ask for (--generate N --digit 7); needs labelled data
-NOISE_CLASS = True         # the noise's first components pick each digit's class, learnt from the labels as CONDITIONAL learns it (off on unlabelled data)
+NOISE_CLASS = True         # the noise's first components pick each digit's class, learnt from the labels (needs them)
 
 IMAGE_SHAPE = (28, 28, 1)  # MNIST's; every data source is converted to it
 DEFAULT_CONFIG = {name: value for name, value in list(globals().items())
                   if name.isupper() and isinstance(value, (int, float, str))}
 MIN_METRICS_SAMPLES = 100  # fewer generated digits make FID, KID and the k-NN precision/recall meaningless
 R1_INTERVAL = 16           # steps between two R1 penalties (each weighted 16-fold), StyleGAN2's lazy schedule
-# MNIST's 60,000 training and 10,000 test digits, shipped with the script (data/README.md says why and its licence).
-MNIST_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "mnist.npz")
+SCRIPT_DIR = os.path.dirname(os.path.abspath(__file__))
+MNIST_PATH = os.path.join(SCRIPT_DIR, "data", "mnist.npz")  # MNIST's 70,000 digits (data/README.md: why, licence)
 
 
 class BadInputError(Exception):
@@ -124,131 +123,659 @@ class TrainingDivergedError(Exception):
     """A loss became NaN or infinite; the last good epoch's outputs and checkpoint are kept."""
 
 
-# ----------------------------------------------------------------------------------------------------------------
-# Configuration from the command line
-# ----------------------------------------------------------------------------------------------------------------
-def constant_comments():
-    """Each constant's comment in this file, so that --help says what the constants section says."""
-    comments = {}
-    with open(__file__, encoding="utf-8") as source:
-        for line in source:
-            name = line.split("=")[0].strip()
-            if name in DEFAULT_CONFIG and "#" in line:
-                comments[name] = line.split("#", 1)[1].strip()
-    return comments
-
-
-def parse_flag_value(text, default):
-    """Turn a command-line string into the type of the constant's default."""
-    if isinstance(default, bool):
-        words = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
-        if text.lower() not in words:
-            raise ValueError(text)
-        return words[text.lower()]
-    return type(default)(text)
-
-
-# The values a text setting can take; argparse refuses others with the list.
-CHOICES = {"G_LOSS": ["non_saturating", "logit"], "STRATEGY": ["auto", "mirrored", "multiworker"],
-           "PRECISION": ["auto", "float32", "mixed_bfloat16", "mixed_float16"]}
-# What each number must be, checked before anything is loaded: (settings, test, the rule as the error says it).
-NUMBER_RULES = [
-    (["EPOCHS", "BATCH_SIZE", "LATENT_DIM", "D_CHANNELS", "STEPS_PER_EXECUTION", "GRID_ROWS",
-      "INTERPOLATION_FRAMES"], lambda value: value >= 1, "at least 1"),
-    (["G_CHANNELS"], lambda value: value >= 4, "at least 4: it is quartered on the way to 28x28"),
-    (["METRICS_SAMPLES"], lambda value: value >= MIN_METRICS_SAMPLES,
-     f"at least {MIN_METRICS_SAMPLES}: precision and recall need each sample's nearest neighbours, FID a "
-     f"covariance (10000 is the usual count, 1000 a quick look)"),
-    (["MAX_TRAIN_IMAGES", "METRICS_EVERY", "D_GROUP_STD"], lambda value: value >= 0, "0 or more"),
-    (["R1_GAMMA", "CLASS_HEAD"], lambda value: value >= 0, "0 (off) or a positive weight"),
-    (["D_LEARNING_RATE", "G_LEARNING_RATE", "GIF_FRAME_SECONDS"], lambda value: value > 0, "a positive number"),
-    (["EMA_DECAY", "BETA_1", "DROPOUT"], lambda value: 0 <= value < 1, "at least 0 and below 1"),
-    (["SEED"], lambda value: 0 <= value < 2 ** 32,
-     "0 or more and below 2**32 = 4294967296, the random generators' range"),
-]
-
-
-def build_arg_parser():
-    parser = argparse.ArgumentParser(
-        description="Train a DCGAN on MNIST. Each flag overrides the constant of the same name in upper case.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    comments = constant_comments()
-    for name, default in DEFAULT_CONFIG.items():
-        def convert(text, default=default, name=name):
-            try:
-                return parse_flag_value(text, default)
-            except ValueError:
-                raise argparse.ArgumentTypeError(
-                    f"{text!r} is not a valid {type(default).__name__} for --{name.lower()} (default {default!r})")
-        parser.add_argument(f"--{name.lower()}", dest=name, type=convert, default=default, choices=CHOICES.get(name),
-                            metavar=type(default).__name__.upper(), help=comments.get(name, ""))
-    parser.add_argument("--digit", metavar="CLASS", default=None,
-                        help="with --generate N and a conditional generator: N digits of this class (e.g. 7); "
-                             "without it, an equal number of every class")
-    parser.add_argument("--pretrained", action="store_true",
-                        help="with --generate, --evaluate or --interpolate: use the committed "
-                             "pretrained/generator.keras instead of OUTPUT_DIR/generator.keras")
-    actions = parser.add_argument_group("one action at a time; training when none is given")
-    actions = actions.add_mutually_exclusive_group()
-    actions.add_argument("--restart", action="store_true",
-                         help="discard the run in OUTPUT_DIR (checkpoint, grids, CSVs, models, GIF) and train anew; "
-                              "without it a finished run is kept, and a larger --epochs continues it")
-    actions.add_argument("--generate", type=int, metavar="N", default=None,
-                         help="write N digits from OUTPUT_DIR/generator.keras to OUTPUT_DIR/generated/ and exit")
-    actions.add_argument("--evaluate", action="store_true",
-                         help="print the quality metrics of OUTPUT_DIR/generator.keras and exit")
-    actions.add_argument("--interpolate", action="store_true",
-                         help="write OUTPUT_DIR/interpolation.gif, digits morphing along loops through the latent "
-                              "space, from the saved generator, and exit")
-    return parser
-
-
-def validate_config(config):
-    """Check every value that can be checked before loading anything; raise BadInputError naming the fix."""
-    for names, test, rule in NUMBER_RULES:
-        for name in names:
-            value = config[name]
-            if not test(value) or isinstance(value, float) and not math.isfinite(value):
-                raise BadInputError(f"--{name.lower()} must be {rule} (got {value}).")
-    if config["D_GROUP_STD"] and config["BATCH_SIZE"] % config["D_GROUP_STD"]:
-        raise BadInputError(f"--d_group_std must be 0 (off) or divide --batch_size {config['BATCH_SIZE']} "
-                            f"(got {config['D_GROUP_STD']}); 4 is the usual group size.")
-    if config["STRATEGY"] == "multiworker" and "TF_CONFIG" not in os.environ:
-        raise BadInputError("--strategy multiworker needs the TF_CONFIG environment variable describing the "
-                            "cluster and this worker's place in it (see README.md, 'Several GPUs or machines').")
-
-
-def chosen_action(args):
-    """The one action the command line asks for: "train" unless --generate, --evaluate or --interpolate."""
-    given = {"generate": args.generate is not None, "evaluate": args.evaluate, "interpolate": args.interpolate}
-    action = next((name for name, asked in given.items() if asked), "train")
-    if args.generate is not None and args.generate < 1:
-        raise BadInputError(f"--generate needs a number of digits of at least 1 (got {args.generate}).")
-    if args.digit is not None and action != "generate":
-        raise BadInputError(f"--digit {args.digit} picks the class that --generate N draws; add --generate N.")
-    if args.pretrained and action == "train":
-        raise BadInputError("--pretrained picks the generator for --generate N, --evaluate or --interpolate; "
-                            "add one of them (training always starts from fresh weights).")
-    return action
-
-
-def parse_config(argv):
-    """Parse the command line into (config dict of constants, action arguments with .action the one to take)."""
-    args = build_arg_parser().parse_args(argv)
-    config = {name: getattr(args, name) for name in DEFAULT_CONFIG}
-    validate_config(config)
-    args.action = chosen_action(args)
-    return config, args
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Data: every source becomes float32 digits in [0, 1], shape (N, 28, 28, 1), white digit on black.
-# ----------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------------
+# MNIST and the input pipeline: every source becomes float32 digits in [0, 1], shape (N, 28, 28, 1), white on black
+# ------------------------------------------------------------------------------------------------------------------
 def to_unit_float(uint8_images):
     """uint8 digits (N, 28, 28) -> float32 (N, 28, 28, 1) in [0, 1]."""
     return (np.asarray(uint8_images, dtype=np.float32) / 255.0).reshape((-1,) + IMAGE_SHAPE)
 
 
+def load_digits(data, split="train"):
+    """(images, labels or None, description of the source) for DATA; see the DATA constant. For split "test":
+    the source's own test split, or None when it has none (an image folder, an npz without x_test)."""
+    if data == "auto":
+        if os.path.exists(MNIST_PATH):
+            return (*load_npz(MNIST_PATH, split), f"MNIST {split} digits from {MNIST_PATH}")
+        return (*load_keras_mnist(split), f"MNIST {split} digits from keras.datasets.mnist")
+    if not os.path.exists(data):
+        raise BadInputError(f"--data {data!r} does not exist. Give a .npz file, a folder of MNIST IDX files or a "
+                            f"folder of images, or leave it as 'auto' for MNIST.")
+    if os.path.isfile(data):
+        if not data.endswith(".npz"):
+            raise BadInputError(f"--data {data!r} is a file but not a .npz. Give a Keras-format mnist.npz, "
+                                f"a folder of IDX files or a folder of images.")
+        loaded, source = load_npz(data, split), f"{split} digits from {data}"
+    elif find_idx_file(data, "train-images-idx3-ubyte") or find_idx_file(data, "t10k-images-idx3-ubyte"):
+        loaded, source = load_idx_folder(data, split), f"{split} digits from the IDX files in {data}"
+    else:
+        loaded, source = load_image_folders(data, split)
+    return None if loaded is None else (*loaded, source)
+
+
+# The reference is what the metrics compare with; `pool` every training image before MAX_TRAIN_IMAGES picks some,
+# from which the metrics' real-data floor is drawn.
+TrainingData = collections.namedtuple("TrainingData", "images labels class_names source reference reference_name pool")
+
+
+def load_training_data(data, seed, max_train_images=0):
+    """The images to train on, their class indices and class names (None and [] for unlabelled data), and the real
+    images the metrics compare with: the source's own test split, or else a held-out tenth, set aside before
+    training and never trained on."""
+    images, labels, source = load_digits(data, "train")
+    test = load_digits(data, "test")
+    if test is not None:
+        reference, reference_name = test[0], f"the {len(test[0]):,} {test[2]}"
+    else:
+        images, labels, reference = hold_out(images, labels, seed)
+        reference_name = f"{len(reference):,} images held out of {source} before training"
+    pool = images
+    if max_train_images and max_train_images < len(images):
+        # A random sample (fixed by SEED), not the first N: files come sorted, so an image folder of class
+        # folders 0/ 1/ 2/ ... would otherwise give only zeros.
+        keep = np.sort(np.random.default_rng(seed).choice(len(images), max_train_images, replace=False))
+        images, labels = images[keep], None if labels is None else labels[keep]
+    class_indices, class_names = encode_labels(labels) if labels is not None else (None, [])
+    return TrainingData(images, class_indices, class_names, source, reference, reference_name, pool)
+
+
+def make_dataset(images, batch_size, seed, latent_dim, labels=None):
+    """tf.data batches of (real digits, noise for the generated ones), and with `labels` each real digit's class
+    index as a third element; reshuffled and re-drawn every epoch; whole batches only.
+
+    Shuffling indices and gathering a batch at a time costs one op per batch instead of one per digit. The
+    noise is drawn here rather than in train_step so that, under tf.distribute, each device gets the slice of
+    noise that belongs to its slice of the batch: N devices then compute exactly what one device would.
+    """
+    images = tf.constant(images)
+    labels = None if labels is None else tf.constant(labels, tf.int32)
+
+    def gather_with_noise(indices, noise_seed):
+        noise = tf.random.stateless_normal((tf.shape(indices)[0], latent_dim), seed=noise_seed)
+        if labels is None:
+            return tf.gather(images, indices), noise
+        return tf.gather(images, indices), noise, tf.gather(labels, indices)
+
+    batches = (tf.data.Dataset.range(len(images))
+               .shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+               .batch(batch_size, drop_remainder=True))
+    noise_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+    return without_autotune(tf.data.Dataset.zip((batches, noise_seeds)).map(gather_with_noise).prefetch(2))
+
+
+def without_autotune(dataset):
+    """The dataset with tf.data's autotuning off. With it on, the iterator's destructor at each epoch's end waits
+    for the autotune thread's next wake-up (10 ms, doubling), so epochs end at exactly 10.24, 40.96 or 81.92 s."""
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.with_options(options)
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# The models: the generator (noise -> a 28x28 digit) and the discriminator (a digit -> a real/fake logit)
+# ------------------------------------------------------------------------------------------------------------------
+def build_generator(latent_dim, channels, classes=0, class_from_noise=False):
+    """Noise (n, latent_dim) -> digits (n, 28, 28, 1) in [0, 1]: Dense, Reshape, two stride-2 transposed convs
+    (7x7 -> 14x14 -> 28x28), then a 3x3 conv with a sigmoid. With `classes` > 0 a learned vector per class joins
+    the noise: in a conditional run the inputs are [noise, class index (n,)]; with `class_from_noise` the input is
+    the noise alone, and its largest of the first `classes` components names the class (see noise_for_classes).
+
+    The last conv at full resolution gives the strokes a layer of their own. Batch norm after the hidden layers
+    keeps the activations in range early in training; the output layer computes in float32 under mixed precision
+    so the sigmoid saturates cleanly.
+    """
+    body = [
+        layers.Dense(7 * 7 * channels, use_bias=False),
+        layers.BatchNormalization(synchronized=True),
+        layers.LeakyReLU(0.2),
+        layers.Reshape((7, 7, channels)),
+        layers.Conv2DTranspose(channels // 2, 3, strides=2, padding="same", use_bias=False),  # 14x14
+        layers.BatchNormalization(synchronized=True),
+        layers.LeakyReLU(0.2),
+        layers.Conv2DTranspose(channels // 4, 3, strides=2, padding="same", use_bias=False),  # 28x28
+        layers.BatchNormalization(synchronized=True),
+        layers.LeakyReLU(0.2),
+        layers.Conv2D(1, 3, padding="same", activation="sigmoid", dtype="float32"),
+    ]
+    if not classes:
+        return keras.Sequential([keras.Input((latent_dim,)), *body], name="generator")
+    # The class enters once, through the first Dense layer: concatenating a class vector to the noise there
+    # equals a learned per-class offset of every 7x7 feature, which the following layers carry into the strokes.
+    noise = keras.Input((latent_dim,), name="noise")
+    if class_from_noise:
+        # Keras has no argmax layer, so the one-hot class is a softmax of the first components scaled 100,000-fold
+        # (standard layers only: the saved model loads anywhere). In float32, since bfloat16's 8-bit mantissa
+        # would make near-equal components tie. A Dense layer without bias on a one-hot row is a class lookup.
+        first = layers.Reshape((latent_dim, 1), dtype="float32")(noise)
+        first = layers.Reshape((classes,), dtype="float32")(
+            layers.Cropping1D((0, latent_dim - classes), dtype="float32")(first))
+        one_hot = layers.Softmax(dtype="float32", name="noise_class")(layers.Rescaling(1e5, dtype="float32")(first))
+        inputs, class_vector = noise, layers.Dense(32, use_bias=False, name="class_vector")(one_hot)
+    else:
+        label = keras.Input((), dtype="int32", name="label")
+        inputs, class_vector = [noise, label], layers.Embedding(classes, 32, name="class_vector")(label)
+    features = layers.Concatenate()([noise, class_vector])
+    for layer in body:
+        features = layer(features)
+    return keras.Model(inputs, features, name="generator")
+
+
+def noise_for_classes(noise, labels, classes):
+    """`noise` with, in each row, its largest of the first `classes` components swapped into place `labels`, so
+    that a generator whose noise picks the class draws those classes. A swap keeps the components' joint
+    distribution, so the rest of the noise is as random as before."""
+    head = tf.convert_to_tensor(noise)[:, :classes]
+    labels = tf.cast(labels, tf.int32)
+    largest = tf.reduce_max(head, axis=1, keepdims=True)
+    at_label = tf.gather(head, labels, batch_dims=1)[:, None]
+    is_label = tf.one_hot(labels, classes) > 0
+    is_largest = tf.one_hot(tf.argmax(head, axis=1, output_type=tf.int32), classes) > 0
+    head = tf.where(is_label, largest, tf.where(is_largest, at_label, head))
+    return tf.concat([head, tf.convert_to_tensor(noise)[:, classes:]], axis=1)
+
+
+def build_discriminator(channels, dropout, group_std=0, classes=0, head_classes=0):
+    """Digits (n, 28, 28, 1) -> one real/fake logit each: two stride-2 convs with LeakyReLU and Dropout, and
+    with `group_std` > 0 the within-group spread as an extra 7x7 feature map before the output. With `classes`
+    > 0 the inputs are [digits, class index (n,)] and the logit also says whether the digit fits its class.
+    With `head_classes` > 0 (an unconditional run on labelled data) the outputs are [the logit, `head_classes`
+    class logits]: an auxiliary head that names the digit's class."""
+    body = [
+        layers.Conv2D(channels, 4, strides=2, padding="same"),  # 14x14
+        layers.LeakyReLU(0.2),
+        layers.Dropout(dropout),
+        layers.Conv2D(channels * 2, 4, strides=2, padding="same"),  # 7x7
+        layers.LeakyReLU(0.2),
+        layers.Dropout(dropout),
+        *([GroupStdDev(group_std)] if group_std else []),
+        layers.Flatten(),
+    ]
+    realness = layers.Dense(1, dtype="float32")  # a logit: the loss applies the sigmoid, in float32
+    if not classes and not head_classes:
+        return keras.Sequential([keras.Input(IMAGE_SHAPE), *body, realness], name="discriminator")
+    image = keras.Input(IMAGE_SHAPE, name="image")
+    features = image
+    for layer in body:
+        features = layer(features)
+    if head_classes:
+        # The head shares every layer with the real/fake verdict: learning which digit a real image is teaches
+        # those layers the strokes that make a digit, which the verdict on generated digits then uses.
+        class_logits = layers.Dense(head_classes, dtype="float32", name="class_head")(features)
+        return keras.Model(image, [realness(features), class_logits], name="discriminator")
+    # A projection discriminator (Miyato & Koyama 2018): the logit gains the dot product of the digit's features
+    # with a learned vector of its class. Unlike label maps stacked onto the image, the class costs one dot
+    # product instead of wider convolutions, and D is asked the question directly: "is this a real 7?".
+    label = keras.Input((), dtype="int32", name="label")
+    class_vector = layers.Embedding(classes, features.shape[-1], name="class_projection")(label)
+    fit_to_class = layers.Dot(axes=1, dtype="float32")([features, class_vector])
+    return keras.Model([image, label], layers.Add(dtype="float32")([realness(features), fit_to_class]),
+                       name="discriminator")
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# The DCGAN: both models and one training step of each, run by model.fit
+# ------------------------------------------------------------------------------------------------------------------
+class DCGAN(keras.Model):
+    """A discriminator update on a batch of real and generated digits, then a generator update, per step.
+
+    The generator that samples, is evaluated and is saved is `ema_generator`: the trained generator's weights
+    averaged over the last ~1/(1 - ema_decay) steps. A GAN's generator keeps circling its equilibrium instead
+    of settling; the average sits nearer the middle and draws cleaner digits (Yazici et al. 2019).
+    """
+
+    def __init__(self, generator, discriminator, ema_decay, g_loss_kind, r1_gamma=0.0, class_head_weight=0.0,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.generator = generator
+        self.discriminator = discriminator
+        self.ema_decay = ema_decay
+        self.g_loss_kind = g_loss_kind  # G_LOSS
+        self.r1_gamma = r1_gamma
+        self.class_head_weight = class_head_weight  # CLASS_HEAD where D has a head, else 0
+        self.head_classes = discriminator.outputs[1].shape[-1] if len(discriminator.outputs) > 1 else 0
+        self.conditional = bool(generator_classes(generator))  # D judges each digit against its class
+        # How many classes the generator's noise picks from (NOISE_CLASS); 0 when the class is an input or none.
+        self.noise_classes = generator_classes(generator) if len(generator.inputs) == 1 else 0
+        # Under tf.distribute Keras divides each replica's loss by the number of replicas, so that the gradients
+        # summed over devices are one batch's; the losses added here are divided alike, and the logs multiplied back.
+        self.replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        self.ema_generator = keras.models.clone_model(generator)
+        self.ema_generator.set_weights(generator.get_weights())
+        self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
+        self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
+        self.real_score_tracker = keras.metrics.Mean(name="d_real")  # D's mean probability that real is real
+        self.fake_score_tracker = keras.metrics.Mean(name="d_fake")  # ... and that generated is real
+        self.built = True  # both parts are built Sequentials; saving the weights needs the flag
+
+    def compile(self, d_optimizer, g_optimizer, loss_fn, **kwargs):
+        super().compile(**kwargs)
+        self.d_optimizer = d_optimizer
+        self.g_optimizer = g_optimizer
+        self.loss_fn = loss_fn
+        self.class_loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        # Optimizer moments exist only after build; building now lets a checkpoint restore them.
+        d_optimizer.build(self.discriminator.trainable_variables)
+        g_optimizer.build(self.generator.trainable_variables)
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras (3.15, TensorFlow backend) overrides this under tf.distribute to pull one batch from the
+        # iterator and build compiled losses and metrics on it. This model compiles neither; the pull crashes
+        # under MultiWorkerMirroredStrategy (keras-team/keras#20585) and, under MirroredStrategy, uses up the
+        # epoch's first batch. Both models are already built, so there is nothing to do.
+        return
+
+    @property
+    def metrics(self):
+        return [self.d_loss_tracker, self.g_loss_tracker, self.real_score_tracker, self.fake_score_tracker]
+
+    def call(self, noise, training=False):
+        return self.ema_generator(noise, training=training)
+
+    def update_ema_generator(self):
+        # The decay ramps up over the first steps (as in tf.train.ExponentialMovingAverage), so the average
+        # forgets the random initial weights quickly. Batch norm's running statistics are averaged alike.
+        steps = tf.cast(self.g_optimizer.iterations, "float32")
+        decay = tf.minimum(self.ema_decay, (1.0 + steps) / (10.0 + steps))
+        for average, weight in zip(self.ema_generator.weights, self.generator.weights):
+            average.assign(decay * average + (1.0 - decay) * weight)
+
+    def generator_loss(self, fake_logits):
+        """Cross-entropy of D's verdict on generated digits against the label "real"; with G_LOSS "logit",
+        minus the cross-entropy against "fake" as well, which leaves exactly -logit."""
+        loss = self.loss_fn(tf.ones_like(fake_logits), fake_logits)
+        if self.g_loss_kind == "logit":
+            loss -= self.loss_fn(tf.zeros_like(fake_logits), fake_logits)
+        return loss
+
+    def discriminate(self, images, condition):
+        """D's real/fake logits and, with a class head, its class logits (else None). `condition`: [] or, in a
+        conditional run, [the digits' classes]."""
+        outputs = self.discriminator([images, *condition] if condition else images, training=True)
+        return outputs if self.head_classes else (outputs, None)
+
+    def class_clarity_loss(self, class_logits):
+        """The generator's reward from the class head: each generated digit should read clearly as one class
+        (low entropy per digit), and the batch as every class equally (high entropy of the batch's mean), so
+        clarity is not bought by drawing only the easiest digit."""
+        probabilities = tf.nn.softmax(tf.cast(class_logits, "float32"))
+        per_digit = -tf.reduce_mean(tf.reduce_sum(probabilities * tf.math.log(probabilities + 1e-8), axis=1))
+        shares = tf.reduce_mean(probabilities, axis=0)
+        batch = -tf.reduce_sum(shares * tf.math.log(shares + 1e-8))
+        return (per_digit - batch) / self.replicas
+
+    def real_gradient_penalty(self, real_images, condition):
+        """R1 (Mescheder et al. 2018): gamma/2 times the squared gradient of D's logit with respect to real digits.
+        A discriminator whose verdict changes steeply around the real digits pushes the generator back and forth
+        across them; penalising the slope there lets both settle. Computed every R1_INTERVAL-th step only, and
+        scaled up by as much ("lazy" regularisation, Karras et al. 2020): the same average pull for a sixteenth
+        of the cost. `condition`: [] or, in a run with classes, [the digits' classes]."""
+        real_images = tf.convert_to_tensor(real_images)  # a tape watches tensors only (train_step on NumPy batches)
+
+        def penalty():
+            with tf.GradientTape() as tape:
+                tape.watch(real_images)
+                logit_sum = tf.reduce_sum(self.discriminate(real_images, condition)[0])
+            slopes = tf.cast(tape.gradient(logit_sum, real_images), "float32")
+            squared_slopes = tf.reduce_mean(tf.reduce_sum(tf.square(slopes), [1, 2, 3]))
+            return 0.5 * self.r1_gamma * R1_INTERVAL * squared_slopes / self.replicas
+
+        return tf.cond(self.d_optimizer.iterations % R1_INTERVAL == 0, penalty, lambda: 0.0)
+
+    def train_step(self, data):
+        # A conditional run's batches carry the real digits' classes as well; the generated digits are asked for
+        # the same classes, so the discriminator cannot tell real from generated by how often a class comes up.
+        # An unconditional run with a class head gets the classes too, for the head alone.
+        real_images, noise, *labels = data
+        condition = labels if self.conditional else []
+        if self.noise_classes:  # the noise itself asks for the real digits' classes
+            noise = noise_for_classes(noise, labels[0], self.noise_classes)
+        batch_size = tf.shape(real_images)[0]
+        ones = tf.ones((batch_size, 1))
+        zeros = tf.zeros((batch_size, 1))
+
+        # One batch of generated digits serves both updates (as in PyTorch's DCGAN example): the discriminator
+        # learns from it, then the generator is scored on it by the updated discriminator. A second generator
+        # pass on fresh noise would cost a quarter of the generator's work per step.
+        with tf.GradientTape() as g_tape:
+            fake_images = self.generator([noise, *condition] if condition and not self.noise_classes else noise,
+                                         training=True)
+            # Discriminator: one call on real and generated digits together, half the calls of two batches.
+            with tf.GradientTape() as d_tape:
+                both = tf.concat([real_images, tf.stop_gradient(fake_images)], axis=0)
+                logits, class_logits = self.discriminate(both, [tf.concat([l, l], axis=0) for l in condition])
+                d_loss = self.loss_fn(tf.concat([ones, zeros], axis=0), logits)
+                if self.class_head_weight:  # the head learns from real digits only: their labels are the truth
+                    d_loss += self.class_head_weight * self.class_loss_fn(labels[0], class_logits[:batch_size])
+                penalty = self.real_gradient_penalty(real_images, condition) if self.r1_gamma else 0.0
+                scaled_loss = self.d_optimizer.scale_loss(d_loss + penalty)  # float16 loss scaling; else a no-op
+            grads = dense(d_tape.gradient(scaled_loss, self.discriminator.trainable_variables))
+            self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_variables))
+
+            # Generator: the same digits, scored by the just-updated discriminator, labelled "real".
+            fake_logits, fake_class_logits = self.discriminate(fake_images, condition)
+            g_loss = self.generator_loss(fake_logits)
+            if self.class_head_weight:
+                g_loss += self.class_head_weight * self.class_clarity_loss(fake_class_logits)
+            scaled_loss = self.g_optimizer.scale_loss(g_loss)
+        grads = dense(g_tape.gradient(scaled_loss, self.generator.trainable_variables))
+        self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_variables))
+        self.update_ema_generator()
+
+        scores = tf.sigmoid(logits)
+        self.d_loss_tracker.update_state(d_loss * self.replicas)  # the true batch losses (see __init__)
+        self.g_loss_tracker.update_state(g_loss * self.replicas)
+        self.real_score_tracker.update_state(tf.reduce_mean(scores[:batch_size]))
+        self.fake_score_tracker.update_state(tf.reduce_mean(scores[batch_size:]))
+        logs = {m.name: m.result() for m in self.metrics}
+        if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
+            # Keras averages multi-worker logs over their first axis, which scalars do not have.
+            logs = {name: tf.reshape(value, [1]) for name, value in logs.items()}
+        return logs
+
+
+def dense(gradients):
+    """Gradients with the class tables' made dense. An Embedding's gradient comes as IndexedSlices, one row per
+    lookup, and under MirroredStrategy the devices' row counts differ, which its all-gather refuses ("Shape mismatch
+    in the collective"); a table of ten rows costs nothing dense."""
+    return [tf.convert_to_tensor(grad) if isinstance(grad, tf.IndexedSlices) else grad for grad in gradients]
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# After each epoch: the sample grid, the logs, the metrics, the models, the checkpoint; at the end, the GIF
+# ------------------------------------------------------------------------------------------------------------------
+class SaveEveryEpoch(keras.callbacks.Callback):
+    """Everything the run keeps, written when an epoch ends, in the order on_epoch_end gives; a NaN or infinite
+    loss at any step stops the run before the bad epoch overwrites anything.
+
+    Keras' BackupAndRestore would write the checkpoint in place (a kill while it writes leaves a corrupt one) and
+    restore only `model.optimizer`, not the two this model has, so the checkpoint is written here, atomically.
+    """
+
+    def __init__(self, output_dir, last_epoch, images_per_epoch, grid, evaluator=None, metrics_every=0,
+                 class_names=(), history_rows=(), metrics_rows=(), run_facts=None, plain_log=False):
+        super().__init__()
+        self.output_dir = output_dir
+        self.last_epoch = last_epoch
+        self.images_per_epoch = images_per_epoch
+        self.grid_inputs, self.grid_rows = grid
+        self.evaluator = evaluator
+        self.metrics_every = metrics_every
+        self.class_names = list(class_names)
+        self.history_rows = list(history_rows)
+        self.metrics_rows = list(metrics_rows)
+        self.run_facts = run_facts or {}  # what state.json says of the whole run: its config, policy, spans
+        self.plain_log = plain_log
+        self.tensorboard = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch, self.epoch_started = epoch + 1, time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        stop_if_not_finite(logs, f"at step {batch + 1} of epoch {self.epoch}")
+
+    def on_epoch_end(self, epoch, logs=None):
+        epoch += 1
+        stop_if_not_finite(logs, f"at the end of epoch {epoch}")
+        logs["epoch_seconds"] = time.perf_counter() - self.epoch_started
+        logs["images_per_s"] = self.images_per_epoch / logs["epoch_seconds"]
+        # A full disk is found before writing: h5py, failing halfway through a checkpoint, crashes the interpreter.
+        free, needed = shutil.disk_usage(self.output_dir).free, bytes_per_epoch(self.model)
+        try:
+            if free < needed:
+                raise OSError(errno.ENOSPC, f"{free / 2 ** 20:.1f} MB free, about {needed / 2 ** 20:.0f} MB needed")
+            grid = self.write_grid(epoch)
+            self.write_history(epoch, logs)
+            quality = self.write_metrics(epoch) if self.metrics_due(epoch) else {}
+            self.write_models()
+            self.write_checkpoint(epoch)  # a run killed before this resumes at this epoch and rewrites the above so
+            self.write_tensorboard(epoch, logs, quality, grid)  # after the checkpoint: no epoch is logged twice
+        except OSError as error:
+            raise BadInputError(f"epoch {epoch} could not be saved in {self.output_dir} ({error.strerror or error}). "
+                                f"{f'Epoch {epoch - 1} is kept whole' if epoch > 1 else 'Nothing is lost'}: "
+                                f"make room on that disk (or fix the folder), then run the same command again to "
+                                f"resume from there.") from None
+        if self.plain_log:  # stdout is no terminal (`> train.log`), where Keras' progress bar is left out
+            losses = ", ".join(f"{name} {float(logs[name]):.4f}" for name in ("d_loss", "g_loss", "d_real", "d_fake"))
+            print(f"epoch {epoch}/{self.last_epoch}: {losses}, {logs['images_per_s']:.0f} images/s, "
+                  f"{logs['epoch_seconds']:.0f} s", flush=True)
+
+    def write_grid(self, epoch):
+        # The model's call() is its sampler (the averaged generator). training=False: batch norm uses its
+        # running statistics, as it will when the generator is used later.
+        images = self.model(self.grid_inputs, training=False)
+        return save_grid_png(np.asarray(images), sample_path(os.path.join(self.output_dir, "samples"), epoch),
+                             self.grid_rows)
+
+    def write_history(self, epoch, logs):
+        # Rewritten whole, not appended as keras.callbacks.CSVLogger does: a kill can leave no half row, and a
+        # resumed epoch is not logged twice.
+        self.history_rows.append({"epoch": epoch, **{k: float(logs[k]) for k in HISTORY_COLUMNS[1:]}})
+        write_csv(os.path.join(self.output_dir, "history.csv"), HISTORY_COLUMNS, self.history_rows)
+        plot_losses(self.history_rows, os.path.join(self.output_dir, "losses.png"))
+
+    def metrics_due(self, epoch):
+        """After the first epoch (an early warning), every METRICS_EVERY epochs and after the last."""
+        return bool(self.evaluator) and (epoch % self.metrics_every == 0 or epoch in (1, self.last_epoch))
+
+    def write_metrics(self, epoch):
+        started = time.perf_counter()
+        metrics = self.evaluator.evaluate_generator(self.model.ema_generator, self.class_names)
+        newline = "\n" if sys.stdout.isatty() else ""  # on a terminal, step off the progress bar's line
+        print(f"{newline}epoch {epoch} quality ({time.perf_counter() - started:.0f} s): {format_metrics(metrics)}",
+              flush=True)
+        print_mode_collapse_warnings(metrics, self.metrics_rows[-1] if self.metrics_rows else None,
+                                     self.evaluator.digits)
+        self.metrics_rows.append({"epoch": epoch, "training_minutes": training_minutes(self.history_rows), **metrics})
+        write_csv(os.path.join(self.output_dir, "metrics.csv"), METRICS_COLUMNS, self.metrics_rows)
+        plot_metrics(self.metrics_rows, os.path.join(self.output_dir, "metrics.png"))
+        return metrics
+
+    def write_models(self):
+        for name, model in (("generator", self.model.ema_generator), ("discriminator", self.model.discriminator)):
+            with atomic_output(os.path.join(self.output_dir, f"{name}.keras")) as temp_path:
+                float32_copy(model).save(temp_path)
+
+    def write_checkpoint(self, epoch):
+        """Weights (both models, both optimizers' moments, the weight average) under a new name, then state.json
+        renamed over the old one: that rename commits the epoch. The one writer of the run's finished mark."""
+        checkpoint_dir = checkpoint_dir_of(self.output_dir)
+        weights_name = f"epoch_{epoch:03d}.weights.h5"
+        with atomic_output(os.path.join(checkpoint_dir, weights_name)) as temp_path:
+            self.model.save_weights(temp_path)
+        write_json(os.path.join(checkpoint_dir, "state.json"), dict(
+            self.run_facts, epoch=epoch, epochs=self.last_epoch, finished=epoch == self.last_epoch,
+            weights=weights_name,
+            random_states=[variable.numpy().tolist() for variable in random_state_variables(self.model)]))
+        # The older epochs' weights go, and so do the temporary files of a save that was killed (the run holds the
+        # folder's lock, so no other process is writing here).
+        for name in os.listdir(checkpoint_dir):
+            if name.startswith(("epoch_", ".tmp-")) and name != weights_name:
+                os.remove(os.path.join(checkpoint_dir, name))
+
+    def write_tensorboard(self, epoch, logs, quality, grid):
+        """OUTPUT_DIR/tensorboard/: the epoch's logs, its quality metrics and its sample grid, at step = epoch."""
+        folder = os.path.join(self.output_dir, "tensorboard")
+        self.tensorboard = self.tensorboard or tf.summary.create_file_writer(folder)
+        scalars = {**{name: float(value) for name, value in logs.items()},
+                   **{f"quality/{name}": value for name, value in quality.items()}}
+        with self.tensorboard.as_default(step=epoch):
+            for name, value in scalars.items():
+                tf.summary.scalar(name, value)
+            tf.summary.image("samples", grid[None, :, :, None])
+        self.tensorboard.flush()
+
+
+def write_training_gif(output_dir, last_epoch, frame_seconds):
+    """OUTPUT_DIR/generated_images.gif, and its path: the grids of epochs 1..last_epoch that exist, in order, each
+    with its epoch number drawn on it; a grid of another size (GRID_ROWS changed when the run continued) is fitted
+    to the last one's."""
+    samples_dir, gif_path = os.path.join(output_dir, "samples"), os.path.join(output_dir, "generated_images.gif")
+    epochs = [epoch for epoch in range(1, last_epoch + 1) if os.path.exists(sample_path(samples_dir, epoch))]
+    if not epochs:
+        return None
+    font = ImageFont.load_default(size=14)
+    with Image.open(sample_path(samples_dir, epochs[-1])) as last:
+        size = last.size
+    frames = []
+    for epoch in epochs:
+        with Image.open(sample_path(samples_dir, epoch)) as grid:
+            frame = Image.new("L", (size[0], size[1] + 20))
+            frame.paste(grid.convert("L").resize(size, Image.Resampling.LANCZOS), (0, 20))
+        ImageDraw.Draw(frame).text((4, 2), f"epoch {epoch}", fill=255, font=font)
+        frames.append(np.asarray(frame))
+    try:
+        write_gif(gif_path, frames, frame_seconds)
+    except OSError as error:
+        raise BadInputError(f"the run's {last_epoch} epochs are trained and saved, but {gif_path} could not be "
+                            f"written ({error}). Fix that (a full disk, the folder's permissions), then run the "
+                            f"same command again: it writes the GIF, training nothing.") from None
+    return gif_path
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# The run: check, build, restore, fit, finish
+# ------------------------------------------------------------------------------------------------------------------
+def train(config, restart=False):
+    """Train for EPOCHS, resuming or continuing the run in OUTPUT_DIR (or with `restart` discarding it, once
+    everything else has been checked), and write every output. In a multi-worker run every worker runs this
+    (they must stay in step), but only the chief writes into OUTPUT_DIR; the others write into a temporary folder."""
+    started = time.perf_counter()
+    strategy = make_strategy(config["STRATEGY"])
+    chief = is_chief(strategy)
+    # 1. Check the run already there (every worker reads the chief's: on several machines OUTPUT_DIR must be
+    # shared) and the data, before anything is written.
+    policy = choose_precision(config["PRECISION"])
+    state = None if restart else read_checkpoint_state(checkpoint_dir_of(config["OUTPUT_DIR"]))
+    done_epochs = epochs_done(state, config, policy)
+    check_workers_agree(strategy, "the epoch to resume from", done_epochs)
+    finished = state is not None and done_epochs == config["EPOCHS"]
+    data = None if finished else load_training_data(config["DATA"], config["SEED"], config["MAX_TRAIN_IMAGES"])
+    if data is not None:
+        check_training_data(data, config["BATCH_SIZE"], config["CONDITIONAL"])
+        check_batch_per_replica(config["BATCH_SIZE"], config["D_GROUP_STD"], strategy.num_replicas_in_sync)
+    output_dir = config["OUTPUT_DIR"] if chief else tempfile.mkdtemp(prefix="dcgan-worker-")
+    with contextlib.ExitStack() as cleanup:
+        if not chief:
+            cleanup.callback(shutil.rmtree, output_dir, ignore_errors=True)
+        cleanup.enter_context(locked_output_dir(output_dir))
+        if finished:
+            if chief:
+                write_training_gif(output_dir, done_epochs, config["GIF_FRAME_SECONDS"])
+            print(f"the run in {output_dir} has its {done_epochs} epochs: nothing to train (its GIF is rewritten "
+                  f"from its grids). To train it further, pass a larger --epochs; to start over, {HOW_TO_START_ANEW}.")
+            return 0
+
+        # 2. Build the models and the metrics, the last things that can fail before the old run is discarded.
+        classes = run_classes(data.class_names, config["CONDITIONAL"], config["NOISE_CLASS"])
+        head_classes = head_class_count(data.class_names, bool(classes), config["CLASS_HEAD"])
+        print(f"data: {len(data.images):,} training images: {data.source}"
+              + (f", {classes} classes ({', '.join(data.class_names)})" if classes else "")
+              + (", each generated digit's class picked by its noise" if classes and not config["CONDITIONAL"] else "")
+              + (f"; the discriminator's class head names {head_classes} classes" if head_classes else ""))
+        if config["NOISE_CLASS"] and not classes:
+            print("noise class: off, since the data has no labels of two or more classes to learn it from")
+        if config["CLASS_HEAD"] and not classes and not head_classes:
+            print("class head: off, since the data has no labels of two or more classes to train it on")
+        steps_per_epoch = len(data.images) // config["BATCH_SIZE"]
+        keras.utils.set_random_seed(config["SEED"])  # initial weights, dropout masks, Python's and NumPy's draws
+        # Keras 3.15's multi-step loop fails under tf.distribute's strategies ("You must feed a value for
+        # placeholder tensor", keras-team/keras#19246; MultiWorkerMirroredStrategy otherwise): one step per call.
+        distributed = strategy is not tf.distribute.get_strategy()
+        steps_per_execution = 1 if distributed else min(config["STEPS_PER_EXECUTION"], steps_per_epoch)
+        dcgan = build_dcgan(config, strategy, classes, head_classes, policy, steps_per_execution)
+        print(f"training on {training_devices()}")
+        print(f"precision policy: {policy}; {strategy.num_replicas_in_sync} replica(s) "
+              f"({type(strategy).__name__}), {config['BATCH_SIZE']} digits per step in all")
+        dcgan.generator.summary()
+        dcgan.discriminator.summary()
+        evaluator = None
+        if config["METRICS_EVERY"] and chief:
+            evaluator = build_quality_evaluator(data, config["METRICS_SAMPLES"], config["LATENT_DIM"], config["SEED"])
+
+        # 3. Restore the old run, or discard it (--restart), and write what the run keeps from its start.
+        if restart and chief:
+            discard_run(output_dir)
+        if state is None:
+            print(f"{'--restart' if restart else 'no run in ' + config['OUTPUT_DIR']}: training from scratch")
+            remove_files(os.path.join(output_dir, "samples", "epoch_*.png"))  # an earlier run's grids, not this GIF's
+        else:
+            restore_checkpoint(dcgan, checkpoint_dir_of(config["OUTPUT_DIR"]), state)
+        check_workers_agree(strategy, "the restored weights", int(weights_fingerprint(dcgan)[:6], 16))
+        shown = random_order(config["SEED"], len(data.images))[:config["GRID_ROWS"] ** 2]
+        save_grid_png(data.images[shown], os.path.join(output_dir, "real_samples.png"))
+        if classes:
+            write_json(os.path.join(output_dir, "classes.json"), data.class_names)
+
+        # 4. Fit; SaveEveryEpoch writes every output after each epoch, the checkpoint among them.
+        interactive = sys.stdout.isatty()
+        save_every_epoch = SaveEveryEpoch(
+            output_dir, config["EPOCHS"], steps_per_epoch * config["BATCH_SIZE"],
+            fixed_sample_inputs(config["SEED"], config["GRID_ROWS"], config["LATENT_DIM"], classes,
+                                class_from_noise=not config["CONDITIONAL"]),
+            evaluator, config["METRICS_EVERY"], data.class_names if classes else [],
+            read_csv_rows(os.path.join(output_dir, "history.csv"), done_epochs),
+            read_csv_rows(os.path.join(output_dir, "metrics.csv"), done_epochs),
+            run_facts={"config": config, "policy": policy, "head_classes": head_classes,
+                       "spans": settings_spans(state, config, done_epochs)},
+            plain_log=not interactive)
+        dataset = make_dataset(data.images, config["BATCH_SIZE"], config["SEED"], config["LATENT_DIM"],
+                               data.labels if classes or head_classes else None)
+        skip_done_epochs(dataset, done_epochs)
+        training_started = time.perf_counter()
+        try:
+            dcgan.fit(dataset, epochs=config["EPOCHS"], initial_epoch=done_epochs, callbacks=[save_every_epoch],
+                      shuffle=False, verbose=1 if interactive else 0)
+        except KeyboardInterrupt:
+            state = read_checkpoint_state(checkpoint_dir_of(output_dir))
+            print(f"\ninterrupted after epoch {state['epoch'] if state else 0}; run the same command again to resume.")
+            return 130
+        training_seconds = time.perf_counter() - training_started
+
+        # 5. Finish: the GIF, from the grids there are; the run is finished whether or not it can be written.
+        gif_path = write_training_gif(output_dir, config["EPOCHS"], config["GIF_FRAME_SECONDS"]) if chief else "none"
+        trained_images = (config["EPOCHS"] - done_epochs) * steps_per_epoch * config["BATCH_SIZE"]
+        print(f"generator weights fingerprint: {weights_fingerprint(dcgan.ema_generator)}")
+        print(f"done: {config['EPOCHS'] - done_epochs} epoch(s) of {steps_per_epoch * config['BATCH_SIZE']:,} images "
+              f"in {training_seconds:.0f} s ({trained_images / training_seconds:.0f} images/s, per-epoch outputs "
+              f"included); wall time {time.perf_counter() - started:.0f} s. Outputs in {output_dir}{os.sep}, GIF "
+              f"{gif_path}")
+        return 0
+
+
+def build_dcgan(config, strategy=None, classes=0, head_classes=0, policy=None, steps_per_execution=None):
+    """Generator, discriminator and the compiled DCGAN, built in the strategy's scope under `policy` (default: the
+    one PRECISION resolves to); with `classes` > 0, both models know the classes; with `head_classes` > 0, the
+    discriminator has a class head of that many classes, weighted CLASS_HEAD. `steps_per_execution`: default
+    STEPS_PER_EXECUTION."""
+    strategy = strategy or tf.distribute.get_strategy()
+    policy = policy or choose_precision(config["PRECISION"])
+    keras.mixed_precision.set_global_policy(policy)
+
+    def adam(learning_rate):
+        optimizer = keras.optimizers.Adam(learning_rate, beta_1=config["BETA_1"])
+        # float16 gradients underflow without loss scaling; bfloat16 has float32's range and needs none.
+        return keras.optimizers.LossScaleOptimizer(optimizer) if policy == "mixed_float16" else optimizer
+
+    with strategy.scope():
+        dcgan = DCGAN(build_generator(config["LATENT_DIM"], config["G_CHANNELS"], classes,
+                                      class_from_noise=not config["CONDITIONAL"]),
+                      build_discriminator(config["D_CHANNELS"], config["DROPOUT"], config["D_GROUP_STD"], classes,
+                                          head_classes),
+                      config["EMA_DECAY"], config["G_LOSS"], config["R1_GAMMA"],
+                      config["CLASS_HEAD"] if head_classes else 0.0)
+        dcgan.compile(
+            d_optimizer=adam(config["D_LEARNING_RATE"]),
+            g_optimizer=adam(config["G_LEARNING_RATE"]),
+            loss_fn=keras.losses.BinaryCrossentropy(from_logits=True),
+            steps_per_execution=steps_per_execution or config["STEPS_PER_EXECUTION"],
+            jit_compile=False,  # XLA on CPU bypasses oneDNN's fast kernels
+        )
+    return dcgan
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Other data sources (npz, IDX files, image folders, Keras' loader), labels, and the checks on what was loaded
+# ------------------------------------------------------------------------------------------------------------------
 def class_indices_from(labels, where):
     """Labels as one integer per image: (N,) as they are, (N, 1) flattened, one-hot rows (N, classes) as the index
     of their 1; anything else is refused with what was found."""
@@ -418,33 +945,16 @@ def load_keras_mnist(split="train"):
     return (to_unit_float(x_train), y_train) if split == "train" else (to_unit_float(x_test), y_test)
 
 
-def load_digits(data, split="train"):
-    """(images, labels or None, description of the source) for DATA; see the DATA constant. For split "test":
-    the source's own test split, or None when it has none (an image folder, an npz without x_test)."""
-    if data == "auto":
-        if os.path.exists(MNIST_PATH):
-            return (*load_npz(MNIST_PATH, split), f"MNIST {split} digits from {MNIST_PATH}")
-        return (*load_keras_mnist(split), f"MNIST {split} digits from keras.datasets.mnist")
-    if not os.path.exists(data):
-        raise BadInputError(f"--data {data!r} does not exist. Give a .npz file, a folder of MNIST IDX files or a "
-                            f"folder of images, or leave it as 'auto' for MNIST.")
-    if os.path.isfile(data):
-        if not data.endswith(".npz"):
-            raise BadInputError(f"--data {data!r} is a file but not a .npz. Give a Keras-format mnist.npz, "
-                                f"a folder of IDX files or a folder of images.")
-        loaded, source = load_npz(data, split), f"{split} digits from {data}"
-    elif find_idx_file(data, "train-images-idx3-ubyte") or find_idx_file(data, "t10k-images-idx3-ubyte"):
-        loaded, source = load_idx_folder(data, split), f"{split} digits from the IDX files in {data}"
-    else:
-        loaded, source = load_image_folders(data, split)
-    return None if loaded is None else (*loaded, source)
+def random_order(seed, count):
+    """The indices 0..count-1 in an order fixed by `seed`: which images are held out, shown, or scored as the floor."""
+    return np.random.default_rng(seed).permutation(count)
 
 
 def hold_out(images, labels, seed, share=0.1, most=10000):
     """(kept images, kept labels, held-out images): a random `share` of the images (at most `most`, at least 1),
     fixed by `seed`, set aside before training as the metrics' reference for data without a test split."""
     count = min(most, max(1, round(len(images) * share)))
-    order = np.random.default_rng(seed).permutation(len(images))
+    order = random_order(seed, len(images))
     kept = np.sort(order[count:])
     return images[kept], None if labels is None else labels[kept], images[np.sort(order[:count])]
 
@@ -460,32 +970,6 @@ def encode_labels(labels):
     return np.array([index[str(label)] for label in labels], dtype=np.int32), names
 
 
-# The reference is what the metrics compare with; `pool` every training image before MAX_TRAIN_IMAGES picks some,
-# from which the metrics' real-data floor is drawn.
-TrainingData = collections.namedtuple("TrainingData", "images labels class_names source reference reference_name pool")
-
-
-def load_training_data(data, seed, max_train_images=0):
-    """The images to train on, their class indices and class names (None and [] for unlabelled data), and the real
-    images the metrics compare with: the source's own test split, or else a held-out tenth, set aside before
-    training and never trained on."""
-    images, labels, source = load_digits(data, "train")
-    test = load_digits(data, "test")
-    if test is not None:
-        reference, reference_name = test[0], f"the {len(test[0]):,} {test[2]}"
-    else:
-        images, labels, reference = hold_out(images, labels, seed)
-        reference_name = f"{len(reference):,} images held out of {source} before training"
-    pool = images
-    if max_train_images and max_train_images < len(images):
-        # A random sample (fixed by SEED), not the first N: files come sorted, so an image folder of class
-        # folders 0/ 1/ 2/ ... would otherwise give only zeros.
-        keep = np.sort(np.random.default_rng(seed).choice(len(images), max_train_images, replace=False))
-        images, labels = images[keep], None if labels is None else labels[keep]
-    class_indices, class_names = encode_labels(labels) if labels is not None else (None, [])
-    return TrainingData(images, class_indices, class_names, source, reference, reference_name, pool)
-
-
 def check_training_data(data, batch_size, conditional):
     """Refuse what cannot be trained: fewer images than a batch, a conditional run without two classes."""
     if batch_size > len(data.images):
@@ -499,189 +983,21 @@ def check_training_data(data, batch_size, conditional):
                             f"my_digits/1/*.png, ...); or train unconditionally with --conditional 0.")
 
 
-def make_dataset(images, batch_size, seed, latent_dim, labels=None):
-    """tf.data batches of (real digits, noise for the generated ones), and with `labels` each real digit's class
-    index as a third element; reshuffled and re-drawn every epoch; whole batches only.
-
-    Shuffling indices and gathering a batch at a time costs one op per batch instead of one per digit. The
-    noise is drawn here rather than in train_step so that, under tf.distribute, each device gets the slice of
-    noise that belongs to its slice of the batch: N devices then compute exactly what one device would.
-    """
-    images = tf.constant(images)
-    labels = None if labels is None else tf.constant(labels, tf.int32)
-
-    def gather_with_noise(indices, noise_seed):
-        noise = tf.random.stateless_normal((tf.shape(indices)[0], latent_dim), seed=noise_seed)
-        if labels is None:
-            return tf.gather(images, indices), noise
-        return tf.gather(images, indices), noise, tf.gather(labels, indices)
-
-    batches = (tf.data.Dataset.range(len(images))
-               .shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
-               .batch(batch_size, drop_remainder=True))
-    noise_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-    return without_autotune(tf.data.Dataset.zip((batches, noise_seeds)).map(gather_with_noise).prefetch(2))
+def run_classes(class_names, conditional, noise_class):
+    """How many classes the run's models know: the data's, in a conditional run or with NOISE_CLASS on and two
+    classes or more; else 0 (unlabelled data, or both off)."""
+    return len(class_names) if (conditional or noise_class) and len(class_names) > 1 else 0
 
 
-def without_autotune(dataset):
-    """The dataset with tf.data's autotuning off. With it on, the iterator's destructor at each epoch's end waits
-    for the autotune thread's next wake-up (10 ms, doubling), so epochs end at exactly 10.24, 40.96 or 81.92 s."""
-    options = tf.data.Options()
-    options.autotune.enabled = False
-    return dataset.with_options(options)
+def head_class_count(class_names, has_classes, weight):
+    """How many classes the discriminator's class head names: the data's, in a run whose models know no classes
+    (`has_classes` False), with the head on (CLASS_HEAD > 0) and two classes or more; else 0, no head."""
+    return len(class_names) if not has_classes and weight and len(class_names) > 1 else 0
 
 
-def skip_done_epochs(dataset, epochs):
-    """Advance the dataset past `epochs` epochs' shuffle orders and noise, so that a resumed run continues the
-    input pipeline instead of replaying epoch 1's. Each new iterator draws the next seeds when it is created,
-    before any element is read, so this costs next to nothing. fit (Keras 3.15) makes two iterators per epoch
-    of a finite dataset, one when the epoch starts and a spare when it ends, so a done epoch used up two; a test
-    checks that a resumed run's batches are the uninterrupted run's."""
-    for _ in range(2 * epochs):
-        iter(dataset)
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Models
-# ----------------------------------------------------------------------------------------------------------------
-def cpuinfo():
-    """The text of /proc/cpuinfo, or "" where there is none (not Linux)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as file:
-            return file.read()
-    except OSError:
-        return ""
-
-
-def cpu_has_bf16_units():
-    """True on CPUs whose matrix or vector units compute bfloat16 (Intel AMX, AVX512-BF16)."""
-    flags = cpuinfo()
-    return "amx_bf16" in flags or "avx512_bf16" in flags
-
-
-def cpu_model_name():
-    """The CPU's model name from /proc/cpuinfo (figures depend on it), or "unknown CPU"."""
-    return next((line.split(":", 1)[1].strip() for line in cpuinfo().splitlines() if line.startswith("model name")),
-                "unknown CPU")
-
-
-def nvidia_driver_present():
-    """True where an NVIDIA driver is installed (Linux's /proc entry, or nvidia-smi on the PATH, as on Windows)."""
-    return os.path.exists("/proc/driver/nvidia") or shutil.which("nvidia-smi") is not None
-
-
-def training_devices():
-    """What trains, in words for the log: the GPUs TensorFlow sees, or the CPU, with the fix where an NVIDIA driver
-    is installed and TensorFlow sees no GPU (plain `tensorflow` without CUDA's libraries trains on the CPU)."""
-    gpus = tf.config.list_physical_devices("GPU")
-    if gpus:
-        names = [tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name) for gpu in gpus]
-        return (f"{len(gpus)} GPU(s): {', '.join(names)}. GPU kernels are not bit-deterministic, so a resumed run "
-                f"ends close to an unbroken one, not bit-identical as on a CPU.")
-    if not nvidia_driver_present():
-        return f"the CPU ({cpu_model_name()})"
-    return (f"the CPU ({cpu_model_name()}), although an NVIDIA driver is installed: TensorFlow sees no GPU. On "
-            f"Linux, `pip install \"tensorflow[and-cuda]==2.21.*\"` adds the CUDA libraries it needs; on Windows, "
-            f"TensorFlow uses a GPU only under WSL2.")
-
-
-def choose_precision(precision):
-    """Resolve PRECISION='auto' to the fastest policy this machine runs well."""
-    if precision != "auto":
-        return precision
-    if tf.config.list_physical_devices("GPU"):
-        return "mixed_float16"
-    return "mixed_bfloat16" if cpu_has_bf16_units() else "float32"
-
-
-def build_generator(latent_dim, channels, classes=0, class_from_noise=False):
-    """Noise (n, latent_dim) -> digits (n, 28, 28, 1) in [0, 1]: Dense, Reshape, two stride-2 transposed convs
-    (7x7 -> 14x14 -> 28x28), then a 3x3 conv with a sigmoid. With `classes` > 0 a learned vector per class joins
-    the noise: in a conditional run the inputs are [noise, class index (n,)]; with `class_from_noise` the input is
-    the noise alone, and its largest of the first `classes` components names the class (see noise_for_classes).
-
-    The last conv at full resolution gives the strokes a layer of their own. Batch norm after the hidden layers
-    keeps the activations in range early in training; the output layer computes in float32 under mixed precision
-    so the sigmoid saturates cleanly.
-    """
-    body = [
-        layers.Dense(7 * 7 * channels, use_bias=False),
-        layers.BatchNormalization(synchronized=True),
-        layers.LeakyReLU(0.2),
-        layers.Reshape((7, 7, channels)),
-        layers.Conv2DTranspose(channels // 2, 3, strides=2, padding="same", use_bias=False),  # 14x14
-        layers.BatchNormalization(synchronized=True),
-        layers.LeakyReLU(0.2),
-        layers.Conv2DTranspose(channels // 4, 3, strides=2, padding="same", use_bias=False),  # 28x28
-        layers.BatchNormalization(synchronized=True),
-        layers.LeakyReLU(0.2),
-        layers.Conv2D(1, 3, padding="same", activation="sigmoid", dtype="float32"),
-    ]
-    if not classes:
-        return keras.Sequential([keras.Input((latent_dim,)), *body], name="generator")
-    # The class enters once, through the first Dense layer: concatenating a class vector to the noise there
-    # equals a learned per-class offset of every 7x7 feature, which the following layers carry into the strokes.
-    noise = keras.Input((latent_dim,), name="noise")
-    if class_from_noise:
-        # Keras has no argmax layer, so the one-hot class is a softmax of the first components scaled 100,000-fold
-        # (standard layers only: the saved model loads anywhere). In float32, since bfloat16's 8-bit mantissa
-        # would make near-equal components tie. A Dense layer without bias on a one-hot row is a class lookup.
-        first = layers.Reshape((latent_dim, 1), dtype="float32")(noise)
-        first = layers.Reshape((classes,), dtype="float32")(
-            layers.Cropping1D((0, latent_dim - classes), dtype="float32")(first))
-        one_hot = layers.Softmax(dtype="float32", name="noise_class")(layers.Rescaling(1e5, dtype="float32")(first))
-        inputs, class_vector = noise, layers.Dense(32, use_bias=False, name="class_vector")(one_hot)
-    else:
-        label = keras.Input((), dtype="int32", name="label")
-        inputs, class_vector = [noise, label], layers.Embedding(classes, 32, name="class_vector")(label)
-    features = layers.Concatenate()([noise, class_vector])
-    for layer in body:
-        features = layer(features)
-    return keras.Model(inputs, features, name="generator")
-
-
-def generator_classes(generator):
-    """How many classes a (saved) generator draws on request; 0 for an unconditional one."""
-    if len(generator.inputs) == 2:
-        return generator.get_layer("class_vector").input_dim
-    return next((layer.output.shape[-1] for layer in generator.layers if layer.name == "noise_class"), 0)
-
-
-def noise_for_classes(noise, labels, classes):
-    """`noise` with, in each row, its largest of the first `classes` components swapped into place `labels`, so
-    that a generator whose noise picks the class draws those classes. A swap keeps the components' joint
-    distribution, so the rest of the noise is as random as before."""
-    head = tf.convert_to_tensor(noise)[:, :classes]
-    labels = tf.cast(labels, tf.int32)
-    largest = tf.reduce_max(head, axis=1, keepdims=True)
-    at_label = tf.gather(head, labels, batch_dims=1)[:, None]
-    is_label = tf.one_hot(labels, classes) > 0
-    is_largest = tf.one_hot(tf.argmax(head, axis=1, output_type=tf.int32), classes) > 0
-    head = tf.where(is_label, largest, tf.where(is_largest, at_label, head))
-    return tf.concat([head, tf.convert_to_tensor(noise)[:, classes:]], axis=1)
-
-
-def latent_dim_of(generator):
-    """The length of the noise vector a (saved) generator takes."""
-    return generator.inputs[0].shape[-1]
-
-
-def generator_inputs(generator, noise, labels):
-    """What to feed the generator for digits of classes `labels`: the noise, plus the class indices for a
-    conditional one, or the noise arranged to pick them for one whose noise picks the class."""
-    classes = generator_classes(generator)
-    if not classes:
-        return noise
-    if len(generator.inputs) == 2:
-        return [noise, np.asarray(labels, np.int32)]
-    return np.asarray(noise_for_classes(noise, labels, classes))
-
-
-def fixed_noise(seed, count, latent_dim):
-    """`count` noise vectors drawn from `seed` alone: the same seed gives the same digits, in any run."""
-    return np.random.default_rng(seed).standard_normal((count, latent_dim)).astype(np.float32)
-
-
+# ------------------------------------------------------------------------------------------------------------------
+# Model parts: the minibatch std-dev layer, classes and noise, the grid's inputs, float32 copies, fingerprints
+# ------------------------------------------------------------------------------------------------------------------
 @keras.saving.register_keras_serializable(package="train_dcgan")
 class GroupStdDev(layers.Layer):
     """Appends one feature map: how much the digits in each group of `group_size` consecutive digits differ.
@@ -717,308 +1033,32 @@ class GroupStdDev(layers.Layer):
         return dict(super().get_config(), group_size=self.group_size)
 
 
-def build_discriminator(channels, dropout, group_std=0, classes=0, head_classes=0):
-    """Digits (n, 28, 28, 1) -> one real/fake logit each: two stride-2 convs with LeakyReLU and Dropout, and
-    with `group_std` > 0 the within-group spread as an extra 7x7 feature map before the output. With `classes`
-    > 0 the inputs are [digits, class index (n,)] and the logit also says whether the digit fits its class.
-    With `head_classes` > 0 (an unconditional run on labelled data) the outputs are [the logit, `head_classes`
-    class logits]: an auxiliary head that names the digit's class."""
-    body = [
-        layers.Conv2D(channels, 4, strides=2, padding="same"),  # 14x14
-        layers.LeakyReLU(0.2),
-        layers.Dropout(dropout),
-        layers.Conv2D(channels * 2, 4, strides=2, padding="same"),  # 7x7
-        layers.LeakyReLU(0.2),
-        layers.Dropout(dropout),
-        *([GroupStdDev(group_std)] if group_std else []),
-        layers.Flatten(),
-    ]
-    realness = layers.Dense(1, dtype="float32")  # a logit: the loss applies the sigmoid, in float32
-    if not classes and not head_classes:
-        return keras.Sequential([keras.Input(IMAGE_SHAPE), *body, realness], name="discriminator")
-    image = keras.Input(IMAGE_SHAPE, name="image")
-    features = image
-    for layer in body:
-        features = layer(features)
-    if head_classes:
-        # The head shares every layer with the real/fake verdict: learning which digit a real image is teaches
-        # those layers the strokes that make a digit, which the verdict on generated digits then uses.
-        class_logits = layers.Dense(head_classes, dtype="float32", name="class_head")(features)
-        return keras.Model(image, [realness(features), class_logits], name="discriminator")
-    # A projection discriminator (Miyato & Koyama 2018): the logit gains the dot product of the digit's features
-    # with a learned vector of its class. Unlike label maps stacked onto the image, the class costs one dot
-    # product instead of wider convolutions, and D is asked the question directly: "is this a real 7?".
-    label = keras.Input((), dtype="int32", name="label")
-    class_vector = layers.Embedding(classes, features.shape[-1], name="class_projection")(label)
-    fit_to_class = layers.Dot(axes=1, dtype="float32")([features, class_vector])
-    return keras.Model([image, label], layers.Add(dtype="float32")([realness(features), fit_to_class]),
-                       name="discriminator")
+def generator_classes(generator):
+    """How many classes a (saved) generator draws on request; 0 for an unconditional one."""
+    if len(generator.inputs) == 2:
+        return generator.get_layer("class_vector").input_dim
+    return next((layer.output.shape[-1] for layer in generator.layers if layer.name == "noise_class"), 0)
 
 
-def run_classes(class_names, conditional, noise_class):
-    """How many classes the run's models know: the data's, in a conditional run or with NOISE_CLASS on and two
-    classes or more; else 0 (unlabelled data, or both off)."""
-    return len(class_names) if (conditional or noise_class) and len(class_names) > 1 else 0
+def latent_dim_of(generator):
+    """The length of the noise vector a (saved) generator takes."""
+    return generator.inputs[0].shape[-1]
 
 
-def class_head_size(class_names, conditional, weight):
-    """How many classes the discriminator's class head names: the data's, in an unconditional run with the head
-    on (CLASS_HEAD > 0) and two classes or more; else 0, no head."""
-    return len(class_names) if not conditional and weight and len(class_names) > 1 else 0
+def generator_inputs(generator, noise, labels):
+    """What to feed the generator for digits of classes `labels`: the noise, plus the class indices for a
+    conditional one, or the noise arranged to pick them for one whose noise picks the class."""
+    classes = generator_classes(generator)
+    if not classes:
+        return noise
+    if len(generator.inputs) == 2:
+        return [noise, np.asarray(labels, np.int32)]
+    return np.asarray(noise_for_classes(noise, labels, classes))
 
 
-# ----------------------------------------------------------------------------------------------------------------
-# The DCGAN: both models and one training step of each, run by model.fit
-# ----------------------------------------------------------------------------------------------------------------
-class DCGAN(keras.Model):
-    """A discriminator update on a batch of real and generated digits, then a generator update, per step.
-
-    The generator that samples, is evaluated and is saved is `ema_generator`: the trained generator's weights
-    averaged over the last ~1/(1 - ema_decay) steps. A GAN's generator keeps circling its equilibrium instead
-    of settling; the average sits nearer the middle and draws cleaner digits (Yazici et al. 2019).
-    """
-
-    def __init__(self, generator, discriminator, ema_decay, g_loss, r1_gamma=0.0, class_head=0.0, **kwargs):
-        super().__init__(**kwargs)
-        self.generator = generator
-        self.discriminator = discriminator
-        self.ema_decay = ema_decay
-        self.g_loss_kind = g_loss
-        self.r1_gamma = r1_gamma
-        self.class_head = class_head  # the weight of the class head's losses; 0 when D has no head
-        self.head_classes = discriminator.outputs[1].shape[-1] if len(discriminator.outputs) > 1 else 0
-        self.conditional = bool(generator_classes(generator))  # D judges each digit against its class
-        # How many classes the generator's noise picks from (NOISE_CLASS); 0 when the class is an input or none.
-        self.noise_classes = generator_classes(generator) if len(generator.inputs) == 1 else 0
-        # Under tf.distribute Keras divides each replica's loss by the number of replicas, so that the gradients
-        # summed over devices are one batch's; the losses added here are divided alike, and the logs multiplied back.
-        self.replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        self.ema_generator = keras.models.clone_model(generator)
-        self.ema_generator.set_weights(generator.get_weights())
-        self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
-        self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
-        self.real_score_tracker = keras.metrics.Mean(name="d_real")  # D's mean probability that real is real
-        self.fake_score_tracker = keras.metrics.Mean(name="d_fake")  # ... and that generated is real
-        self.built = True  # both parts are built Sequentials; saving the weights needs the flag
-
-    def compile(self, d_optimizer, g_optimizer, loss_fn, **kwargs):
-        super().compile(**kwargs)
-        self.d_optimizer = d_optimizer
-        self.g_optimizer = g_optimizer
-        self.loss_fn = loss_fn
-        self.class_loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-        # Optimizer moments exist only after build; building now lets a checkpoint restore them.
-        d_optimizer.build(self.discriminator.trainable_variables)
-        g_optimizer.build(self.generator.trainable_variables)
-
-    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        # Keras (3.15, TensorFlow backend) overrides this under tf.distribute to pull one batch from the
-        # iterator and build compiled losses and metrics on it. This model compiles neither; the pull crashes
-        # under MultiWorkerMirroredStrategy (keras-team/keras#20585) and, under MirroredStrategy, uses up the
-        # epoch's first batch. Both models are already built, so there is nothing to do.
-        return
-
-    @property
-    def metrics(self):
-        return [self.d_loss_tracker, self.g_loss_tracker, self.real_score_tracker, self.fake_score_tracker]
-
-    def call(self, noise, training=False):
-        return self.ema_generator(noise, training=training)
-
-    def update_ema_generator(self):
-        # The decay ramps up over the first steps (as in tf.train.ExponentialMovingAverage), so the average
-        # forgets the random initial weights quickly. Batch norm's running statistics are averaged alike.
-        steps = tf.cast(self.g_optimizer.iterations, "float32")
-        decay = tf.minimum(self.ema_decay, (1.0 + steps) / (10.0 + steps))
-        for average, weight in zip(self.ema_generator.weights, self.generator.weights):
-            average.assign(decay * average + (1.0 - decay) * weight)
-
-    def generator_loss(self, fake_logits):
-        """Cross-entropy of D's verdict on generated digits against the label "real"; with G_LOSS "logit",
-        minus the cross-entropy against "fake" as well, which leaves exactly -logit."""
-        loss = self.loss_fn(tf.ones_like(fake_logits), fake_logits)
-        if self.g_loss_kind == "logit":
-            loss -= self.loss_fn(tf.zeros_like(fake_logits), fake_logits)
-        return loss
-
-    def discriminate(self, images, condition):
-        """D's real/fake logits and, with a class head, its class logits (else None). `condition`: [] or, in a
-        conditional run, [the digits' classes]."""
-        outputs = self.discriminator([images, *condition] if condition else images, training=True)
-        return outputs if self.head_classes else (outputs, None)
-
-    def class_clarity_loss(self, class_logits):
-        """The generator's reward from the class head: each generated digit should read clearly as one class
-        (low entropy per digit), and the batch as every class equally (high entropy of the batch's mean), so
-        clarity is not bought by drawing only the easiest digit."""
-        probabilities = tf.nn.softmax(tf.cast(class_logits, "float32"))
-        per_digit = -tf.reduce_mean(tf.reduce_sum(probabilities * tf.math.log(probabilities + 1e-8), axis=1))
-        shares = tf.reduce_mean(probabilities, axis=0)
-        batch = -tf.reduce_sum(shares * tf.math.log(shares + 1e-8))
-        return (per_digit - batch) / self.replicas
-
-    def real_gradient_penalty(self, real_images, labels):
-        """R1 (Mescheder et al. 2018): gamma/2 times the squared gradient of D's logit with respect to real digits.
-        A discriminator whose verdict changes steeply around the real digits pushes the generator back and forth
-        across them; penalising the slope there lets both settle. Computed every R1_INTERVAL-th step only, and
-        scaled up by as much ("lazy" regularisation, Karras et al. 2020): the same average pull for a sixteenth
-        of the cost. `labels`: [] or, in a conditional run, [the digits' classes]."""
-        real_images = tf.convert_to_tensor(real_images)  # a tape watches tensors only (train_step on NumPy batches)
-
-        def penalty():
-            with tf.GradientTape() as tape:
-                tape.watch(real_images)
-                logit_sum = tf.reduce_sum(self.discriminate(real_images, labels)[0])
-            slopes = tf.cast(tape.gradient(logit_sum, real_images), "float32")
-            squared_slopes = tf.reduce_mean(tf.reduce_sum(tf.square(slopes), [1, 2, 3]))
-            return 0.5 * self.r1_gamma * R1_INTERVAL * squared_slopes / self.replicas
-
-        return tf.cond(self.d_optimizer.iterations % R1_INTERVAL == 0, penalty, lambda: 0.0)
-
-    def train_step(self, data):
-        # A conditional run's batches carry the real digits' classes as well; the generated digits are asked for
-        # the same classes, so the discriminator cannot tell real from generated by how often a class comes up.
-        # An unconditional run with a class head gets the classes too, for the head alone.
-        real_images, noise, *labels = data
-        condition = labels if self.conditional else []
-        if self.noise_classes:  # the noise itself asks for the real digits' classes
-            noise = noise_for_classes(noise, labels[0], self.noise_classes)
-        batch_size = tf.shape(real_images)[0]
-        ones = tf.ones((batch_size, 1))
-        zeros = tf.zeros((batch_size, 1))
-
-        # One batch of generated digits serves both updates (as in PyTorch's DCGAN example): the discriminator
-        # learns from it, then the generator is scored on it by the updated discriminator. A second generator
-        # pass on fresh noise would cost a quarter of the generator's work per step.
-        with tf.GradientTape() as g_tape:
-            fake_images = self.generator([noise, *condition] if condition and not self.noise_classes else noise,
-                                         training=True)
-            # Discriminator: one call on real and generated digits together, half the calls of two batches.
-            with tf.GradientTape() as d_tape:
-                both = tf.concat([real_images, tf.stop_gradient(fake_images)], axis=0)
-                logits, class_logits = self.discriminate(both, [tf.concat([l, l], axis=0) for l in condition])
-                d_loss = self.loss_fn(tf.concat([ones, zeros], axis=0), logits)
-                if self.class_head:  # the head learns from real digits only: their labels are the truth
-                    d_loss += self.class_head * self.class_loss_fn(labels[0], class_logits[:batch_size])
-                penalty = self.real_gradient_penalty(real_images, condition) if self.r1_gamma else 0.0
-                scaled_loss = self.d_optimizer.scale_loss(d_loss + penalty)  # float16 loss scaling; else a no-op
-            grads = dense(d_tape.gradient(scaled_loss, self.discriminator.trainable_variables))
-            self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_variables))
-
-            # Generator: the same digits, scored by the just-updated discriminator, labelled "real".
-            fake_logits, fake_class_logits = self.discriminate(fake_images, condition)
-            g_loss = self.generator_loss(fake_logits)
-            if self.class_head:
-                g_loss += self.class_head * self.class_clarity_loss(fake_class_logits)
-            scaled_loss = self.g_optimizer.scale_loss(g_loss)
-        grads = dense(g_tape.gradient(scaled_loss, self.generator.trainable_variables))
-        self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_variables))
-        self.update_ema_generator()
-
-        scores = tf.sigmoid(logits)
-        self.d_loss_tracker.update_state(d_loss * self.replicas)  # the true batch losses (see __init__)
-        self.g_loss_tracker.update_state(g_loss * self.replicas)
-        self.real_score_tracker.update_state(tf.reduce_mean(scores[:batch_size]))
-        self.fake_score_tracker.update_state(tf.reduce_mean(scores[batch_size:]))
-        logs = {m.name: m.result() for m in self.metrics}
-        if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
-            # Keras averages multi-worker logs over their first axis, which scalars do not have.
-            logs = {name: tf.reshape(value, [1]) for name, value in logs.items()}
-        return logs
-
-
-def dense(gradients):
-    """Gradients with the class tables' made dense. An Embedding's gradient comes as IndexedSlices, one row per
-    lookup, and under MirroredStrategy the devices' row counts differ, which its all-gather refuses ("Shape mismatch
-    in the collective"); a table of ten rows costs nothing dense."""
-    return [tf.convert_to_tensor(grad) if isinstance(grad, tf.IndexedSlices) else grad for grad in gradients]
-
-
-def make_strategy(name):
-    """The tf.distribute strategy for STRATEGY; "mirrored" on a machine without GPUs mirrors its CPU devices."""
-    if name == "multiworker":
-        return tf.distribute.MultiWorkerMirroredStrategy()  # reads the cluster from TF_CONFIG
-    gpus = tf.config.list_logical_devices("GPU")
-    if name == "mirrored":
-        devices = gpus or tf.config.list_logical_devices("CPU")
-        if len(devices) == 1:
-            print(f"note: --strategy mirrored found one device ({devices[0].name}) to mirror over, so it trains as "
-                  f"one device would. TensorFlow shows a CPU as one device, however many cores it has.")
-        return tf.distribute.MirroredStrategy([device.name for device in devices])
-    return tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
-
-
-def build_dcgan(config, strategy=None, classes=0, head_classes=0):
-    """Generator, discriminator and the compiled DCGAN, built in the strategy's scope under the precision
-    policy that PRECISION resolves to; with `classes` > 0, both models take class labels too; with
-    `head_classes` > 0, the discriminator has a class head of that many classes, weighted CLASS_HEAD."""
-    strategy = strategy or tf.distribute.get_strategy()
-    policy = choose_precision(config["PRECISION"])
-    keras.mixed_precision.set_global_policy(policy)
-
-    def adam(learning_rate):
-        optimizer = keras.optimizers.Adam(learning_rate, beta_1=config["BETA_1"])
-        # float16 gradients underflow without loss scaling; bfloat16 has float32's range and needs none.
-        return keras.optimizers.LossScaleOptimizer(optimizer) if policy == "mixed_float16" else optimizer
-
-    with strategy.scope():
-        dcgan = DCGAN(build_generator(config["LATENT_DIM"], config["G_CHANNELS"], classes,
-                                      class_from_noise=not config["CONDITIONAL"]),
-                      build_discriminator(config["D_CHANNELS"], config["DROPOUT"], config["D_GROUP_STD"], classes,
-                                          head_classes),
-                      config["EMA_DECAY"], config["G_LOSS"], config["R1_GAMMA"],
-                      config["CLASS_HEAD"] if head_classes else 0.0)
-        dcgan.compile(
-            d_optimizer=adam(config["D_LEARNING_RATE"]),
-            g_optimizer=adam(config["G_LEARNING_RATE"]),
-            loss_fn=keras.losses.BinaryCrossentropy(from_logits=True),
-            steps_per_execution=config["STEPS_PER_EXECUTION"],
-            jit_compile=False,  # XLA on CPU bypasses oneDNN's fast kernels
-        )
-    return dcgan
-
-
-def is_chief(strategy):
-    """True unless this process is a non-chief worker of a multi-worker run (worker 0 leads when no chief)."""
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or resolver.task_type in (None, "chief"):
-        return True
-    return (resolver.task_type == "worker" and resolver.task_id == 0
-            and "chief" not in resolver.cluster_spec().as_dict())
-
-
-def check_batch_per_replica(batch_size, group_std, replicas):
-    """Each device gets BATCH_SIZE / replicas real digits followed by as many generated ones; the minibatch
-    std-dev groups must divide that share, or a group on some device would mix real and generated digits."""
-    per_replica, rest = divmod(batch_size, replicas)
-    if rest or (group_std and per_replica % group_std):
-        divisible = f" divisible by --d_group_std {group_std}" if group_std else ""
-        raise BadInputError(f"--batch_size {batch_size} over {replicas} devices gives each "
-                            f"{batch_size / replicas:g} digits, which must be a whole number{divisible}. "
-                            f"Use a --batch_size that is a multiple of {replicas * max(group_std, 1)}.")
-
-
-def weights_fingerprint(model):
-    """A short hash of all weights: equal fingerprints mean bit-identical models (compare runs or workers)."""
-    digest = hashlib.sha256()
-    for weights in model.get_weights():
-        digest.update(np.ascontiguousarray(weights).tobytes())
-    return digest.hexdigest()[:16]
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Callbacks: what the run keeps after each epoch, and its state on disk
-# ----------------------------------------------------------------------------------------------------------------
-HISTORY_COLUMNS = ["epoch", "d_loss", "g_loss", "d_real", "d_fake", "images_per_s", "epoch_seconds"]
-# Settings a run keeps for life: the models' shapes, and what its training state depends on. A checkpoint made
-# with other values is refused rather than loaded into models it does not fit, or silently mixed with other data.
-RESUME_SETTINGS = ["CONDITIONAL", "NOISE_CLASS", "LATENT_DIM", "G_CHANNELS", "D_CHANNELS", "D_GROUP_STD", "BATCH_SIZE", "DATA",
-                   "MAX_TRAIN_IMAGES", "SEED"]
-# Settings that may change when a run continues; state.json keeps those of each span of epochs.
-TRAINING_SETTINGS = ["D_LEARNING_RATE", "G_LEARNING_RATE", "BETA_1", "G_LOSS", "R1_GAMMA", "CLASS_HEAD", "EMA_DECAY",
-                     "DROPOUT"]
-RUN_OUTPUTS = ["checkpoint", "samples", "tensorboard", "history.csv", "losses.png", "metrics.csv", "metrics.png",
-               "generated_images.gif", "generator.keras", "discriminator.keras", "classes.json", "real_samples.png"]
+def fixed_noise(seed, count, latent_dim):
+    """`count` noise vectors drawn from `seed` alone: the same seed gives the same digits, in any run."""
+    return np.random.default_rng(seed).standard_normal((count, latent_dim)).astype(np.float32)
 
 
 def fixed_sample_inputs(seed, rows, latent_dim, classes=0, class_from_noise=False):
@@ -1032,140 +1072,6 @@ def fixed_sample_inputs(seed, rows, latent_dim, classes=0, class_from_noise=Fals
     if class_from_noise:
         return np.asarray(noise_for_classes(columns, labels, classes)), classes
     return [columns, labels], classes
-
-
-class EpochOutputs(keras.callbacks.Callback):
-    """Everything the run keeps, written when an epoch ends, in the order on_epoch_end gives; a NaN or infinite
-    loss at any step stops the run before the bad epoch overwrites anything.
-
-    Keras' BackupAndRestore would write the checkpoint in place (a kill while it writes leaves a corrupt one) and
-    restore only `model.optimizer`, not the two this model has, so the checkpoint is written here, atomically.
-    """
-
-    def __init__(self, output_dir, last_epoch, images_per_epoch, grid, evaluator=None, metrics_every=0,
-                 class_names=(), history_rows=(), metrics_rows=(), run_facts=None, plain_log=False):
-        super().__init__()
-        self.output_dir = output_dir
-        self.last_epoch = last_epoch
-        self.images_per_epoch = images_per_epoch
-        self.grid_inputs, self.grid_rows = grid
-        self.evaluator = evaluator
-        self.metrics_every = metrics_every
-        self.class_names = list(class_names)
-        self.history_rows = list(history_rows)
-        self.metrics_rows = list(metrics_rows)
-        self.run_facts = run_facts or {}  # what state.json says of the whole run: its config, policy, spans
-        self.plain_log = plain_log
-        self.tensorboard = None
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch, self.epoch_started = epoch + 1, time.perf_counter()
-
-    def on_train_batch_end(self, batch, logs=None):
-        stop_if_not_finite(logs, f"at step {batch + 1} of epoch {self.epoch}")
-
-    def on_epoch_end(self, epoch, logs=None):
-        epoch += 1
-        stop_if_not_finite(logs, f"at the end of epoch {epoch}")
-        logs["epoch_seconds"] = time.perf_counter() - self.epoch_started
-        logs["images_per_s"] = self.images_per_epoch / logs["epoch_seconds"]
-        # A full disk is found before writing: h5py, failing halfway through a checkpoint, crashes the interpreter.
-        free, needed = shutil.disk_usage(self.output_dir).free, bytes_per_epoch(self.model)
-        try:
-            if free < needed:
-                raise OSError(errno.ENOSPC, f"{free / 2 ** 20:.1f} MB free, about {needed / 2 ** 20:.0f} MB needed")
-            grid = self.write_grid(epoch)
-            self.write_history(epoch, logs)
-            quality = self.write_metrics(epoch) if self.metrics_due(epoch) else {}
-            self.write_models()
-            self.write_checkpoint(epoch)  # a run killed before this resumes at this epoch and rewrites the above so
-            self.write_tensorboard(epoch, logs, quality, grid)  # after the checkpoint: no epoch is logged twice
-        except OSError as error:
-            raise BadInputError(f"epoch {epoch} could not be saved in {self.output_dir} ({error.strerror or error}). "
-                                f"{f'The outputs and checkpoint of epoch {epoch - 1} are kept' if epoch > 1 else 'Nothing is lost'}: "
-                                f"make room on that disk (or fix the folder), then run the same command again to "
-                                f"resume from there.") from None
-        if self.plain_log:  # stdout is no terminal (`> train.log`), where Keras' progress bar is left out
-            losses = ", ".join(f"{name} {float(logs[name]):.4f}" for name in ("d_loss", "g_loss", "d_real", "d_fake"))
-            print(f"epoch {epoch}/{self.last_epoch}: {losses}, {logs['images_per_s']:.0f} images/s, "
-                  f"{logs['epoch_seconds']:.0f} s", flush=True)
-
-    def write_grid(self, epoch):
-        # The model's call() is its sampler (the averaged generator). training=False: batch norm uses its
-        # running statistics, as it will when the generator is used later.
-        images = self.model(self.grid_inputs, training=False)
-        return save_grid_png(np.asarray(images), sample_path(os.path.join(self.output_dir, "samples"), epoch),
-                             self.grid_rows)
-
-    def write_history(self, epoch, logs):
-        # Rewritten whole, not appended as keras.callbacks.CSVLogger does: a kill can leave no half row, and a
-        # resumed epoch is not logged twice.
-        self.history_rows.append({"epoch": epoch, **{k: float(logs[k]) for k in HISTORY_COLUMNS[1:]}})
-        write_csv(os.path.join(self.output_dir, "history.csv"), HISTORY_COLUMNS, self.history_rows)
-        plot_losses(self.history_rows, os.path.join(self.output_dir, "losses.png"))
-
-    def metrics_due(self, epoch):
-        """After the first epoch (an early warning), every METRICS_EVERY epochs and after the last."""
-        return bool(self.evaluator) and (epoch % self.metrics_every == 0 or epoch in (1, self.last_epoch))
-
-    def write_metrics(self, epoch):
-        started = time.perf_counter()
-        metrics = self.evaluator.evaluate_generator(self.model.ema_generator, self.class_names)
-        newline = "\n" if sys.stdout.isatty() else ""  # on a terminal, step off the progress bar's line
-        print(f"{newline}epoch {epoch} quality ({time.perf_counter() - started:.0f} s): {format_metrics(metrics)}",
-              flush=True)
-        previous = self.metrics_rows[-1] if self.metrics_rows else None
-        for warning in mode_collapse_warnings(metrics, previous, self.evaluator.digits):
-            print(f"WARNING: {warning}")
-        self.metrics_rows.append({"epoch": epoch, "training_minutes": training_minutes(self.history_rows), **metrics})
-        write_csv(os.path.join(self.output_dir, "metrics.csv"), METRICS_COLUMNS, self.metrics_rows)
-        plot_metrics(self.metrics_rows, os.path.join(self.output_dir, "metrics.png"))
-        return metrics
-
-    def write_models(self):
-        for name, model in (("generator", self.model.ema_generator), ("discriminator", self.model.discriminator)):
-            with atomic_output(os.path.join(self.output_dir, f"{name}.keras")) as temp_path:
-                float32_copy(model).save(temp_path)
-
-    def write_checkpoint(self, epoch):
-        """Weights (both models, both optimizers' moments, the weight average) under a new name, then state.json
-        renamed over the old one: that rename commits the epoch. The one writer of the run's finished mark."""
-        checkpoint_dir = checkpoint_dir_of(self.output_dir)
-        weights_name = f"epoch_{epoch:03d}.weights.h5"
-        with atomic_output(os.path.join(checkpoint_dir, weights_name)) as temp_path:
-            self.model.save_weights(temp_path)
-        write_json(os.path.join(checkpoint_dir, "state.json"), dict(
-            self.run_facts, epoch=epoch, epochs=self.last_epoch, finished=epoch == self.last_epoch,
-            weights=weights_name,
-            random_states=[variable.numpy().tolist() for variable in random_state_variables(self.model)]))
-        # The older epochs' weights go, and so do the temporary files of a save that was killed (the run holds the
-        # folder's lock, so no other process is writing here).
-        for name in os.listdir(checkpoint_dir):
-            if name.startswith(("epoch_", ".tmp-")) and name != weights_name:
-                os.remove(os.path.join(checkpoint_dir, name))
-
-    def write_tensorboard(self, epoch, logs, quality, grid):
-        """OUTPUT_DIR/tensorboard/: the epoch's logs, its quality metrics and its sample grid, at step = epoch."""
-        folder = os.path.join(self.output_dir, "tensorboard")
-        self.tensorboard = self.tensorboard or tf.summary.create_file_writer(folder)
-        scalars = {**{name: float(value) for name, value in logs.items()},
-                   **{f"quality/{name}": value for name, value in quality.items()}}
-        with self.tensorboard.as_default(step=epoch):
-            for name, value in scalars.items():
-                tf.summary.scalar(name, value)
-            tf.summary.image("samples", grid[None, :, :, None])
-        self.tensorboard.flush()
-
-
-def bytes_per_epoch(dcgan):
-    """About how much more disk an epoch's outputs need while the last epoch's are still there: the checkpoint
-    holds every variable (both models, both optimizers' moments, the weight average), the two .keras files the
-    saved models' weights, and 1 MB covers the grid, CSVs and plots."""
-    def size(variables):
-        return sum(math.prod(v.shape) * np.dtype(v.dtype).itemsize for v in variables)
-
-    everything = dcgan.variables + dcgan.d_optimizer.variables + dcgan.g_optimizer.variables
-    return size(everything) + size(dcgan.ema_generator.weights + dcgan.discriminator.weights) + 2 ** 20
 
 
 def float32_copy(model):
@@ -1185,25 +1091,34 @@ def float32_copy(model):
     return copy
 
 
-def training_minutes(history_rows):
-    """Training time of every epoch so far, NaN when an older history did not record it."""
-    return sum(row.get("epoch_seconds", math.nan) for row in history_rows) / 60
-
-
-def stop_if_not_finite(logs, where):
-    """keras.callbacks.TerminateOnNaN watches only logs["loss"], which a GAN reporting d_loss/g_loss never has."""
-    bad = {k: float(v) for k, v in (logs or {}).items() if k in ("d_loss", "g_loss") and not math.isfinite(float(v))}
-    if bad:
-        raise TrainingDivergedError(
-            f"{', '.join(f'{k}={v}' for k, v in bad.items())} {where}. The outputs and checkpoint of the last "
-            f"finished epoch are kept; lower --d_learning_rate/--g_learning_rate or use --precision float32, then "
-            f"run again to resume from that epoch.")
+def weights_fingerprint(model):
+    """A short hash of all weights: equal fingerprints mean bit-identical models (compare runs or workers)."""
+    digest = hashlib.sha256()
+    for weights in model.get_weights():
+        digest.update(np.ascontiguousarray(weights).tobytes())
+    return digest.hexdigest()[:16]
 
 
 def random_state_variables(model):
     """The states of the model's random-number generators (Dropout's), which save_weights leaves out; without
     them a resumed run would replay the first epoch's dropout masks."""
     return [variable for variable in model.variables if "seed_generator_state" in variable.path]
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# The run on disk: checkpoint, resume and continue, settings spans, the lock; atomic files, grids, CSVs, plots
+# ------------------------------------------------------------------------------------------------------------------
+HISTORY_COLUMNS = ["epoch", "d_loss", "g_loss", "d_real", "d_fake", "images_per_s", "epoch_seconds"]
+# Settings a run keeps for life: the models' shapes, and what its training state depends on. A checkpoint made
+# with other values is refused rather than loaded into models it does not fit, or silently mixed with other data.
+RESUME_SETTINGS = ["CONDITIONAL", "NOISE_CLASS", "LATENT_DIM", "G_CHANNELS", "D_CHANNELS", "D_GROUP_STD",
+                   "BATCH_SIZE", "DATA", "MAX_TRAIN_IMAGES", "SEED"]
+# Settings that may change when a run continues; state.json keeps those of each span of epochs.
+TRAINING_SETTINGS = ["D_LEARNING_RATE", "G_LEARNING_RATE", "BETA_1", "G_LOSS", "R1_GAMMA", "CLASS_HEAD", "EMA_DECAY",
+                     "DROPOUT"]
+RUN_OUTPUTS = ["checkpoint", "samples", "tensorboard", "history.csv", "losses.png", "metrics.csv", "metrics.png",
+               "generated_images.gif", "generator.keras", "discriminator.keras", "classes.json", "real_samples.png"]
+HOW_TO_START_ANEW = "pick another --output_dir, or pass --restart to discard this run and train anew"
 
 
 def checkpoint_dir_of(output_dir):
@@ -1228,9 +1143,6 @@ def read_checkpoint_state(checkpoint_dir):
     return state
 
 
-ANEW = "pick another --output_dir, or pass --restart to discard this run and train anew"
-
-
 def epochs_done(state, config, policy):
     """How many epochs the run in OUTPUT_DIR has (0 for none), once it is checked that this command can go on
     with it: the same models, data and precision policy, and at least as many epochs as it has."""
@@ -1249,14 +1161,14 @@ def epochs_done(state, config, policy):
         flags = " ".join(f"--{name.lower()} {saved[name]}" for name in RESUME_SETTINGS if name in saved)
         flags += f" --precision {saved_policy}"
         raise BadInputError(f"{run} (epoch {state['epoch']}) used other settings ({'; '.join(changed)}). Continue it "
-                            f"with {flags}; or {ANEW}.")
+                            f"with {flags}; or {HOW_TO_START_ANEW}.")
     if state["epoch"] > config["EPOCHS"]:
         raise BadInputError(f"{run} already did {state['epoch']} epochs, more than --epochs {config['EPOCHS']}; it is "
                             f"kept as it is. To train it further, pass a larger --epochs (e.g. --epochs "
-                            f"{state['epoch'] + 10}); to start over, {ANEW}.")
+                            f"{state['epoch'] + 10}); to start over, {HOW_TO_START_ANEW}.")
     if state["weights"] is None:
         raise BadInputError(f"{run} was written by an older version of the script, which kept no weights after "
-                            f"the last epoch, so it cannot be continued; {ANEW}.")
+                            f"the last epoch, so it cannot be continued; {HOW_TO_START_ANEW}.")
     return state["epoch"]
 
 
@@ -1285,7 +1197,8 @@ def restore_checkpoint(dcgan, checkpoint_dir, state):
         flag = f"--class_head {state['config'].get('CLASS_HEAD', 1.0) if had_head else 0}"
         raise BadInputError(f"the run in {os.path.dirname(checkpoint_dir)} was trained "
                             f"{'with' if had_head else 'without'} the discriminator's class head, and this command "
-                            f"{'has none' if had_head else 'adds one'}. Continue it with {flag}; or {ANEW}.")
+                            f"{'has none' if had_head else 'adds one'}. Continue it with {flag}; or "
+                            f"{HOW_TO_START_ANEW}.")
     weights_path = os.path.join(checkpoint_dir, state["weights"])
     try:
         with h5py.File(weights_path, "r"):
@@ -1294,13 +1207,13 @@ def restore_checkpoint(dcgan, checkpoint_dir, state):
         raise BadInputError(f"the checkpoint in {checkpoint_dir} is damaged: its weights file {state['weights']} "
                             f"{'is missing' if not os.path.exists(weights_path) else f'cannot be read ({error})'}. "
                             f"The run's outputs up to epoch {state['epoch']} (generator.keras, the grids, the CSVs) "
-                            f"are still there, but it cannot be resumed: {ANEW}.") from None
+                            f"are still there, but it cannot be resumed: {HOW_TO_START_ANEW}.") from None
     try:
         dcgan.load_weights(weights_path)
     except Exception as error:  # Keras reports a layer or shape mismatch in many exception types
         raise BadInputError(f"the checkpoint in {checkpoint_dir} does not fit the models this version of the script "
                             f"builds ({error}); it was probably made by another version. Finish it with that "
-                            f"version, or {ANEW}.") from None
+                            f"version, or {HOW_TO_START_ANEW}.") from None
     for variable, value in zip(random_state_variables(dcgan), state.get("random_states", [])):
         variable.assign(np.asarray(value, dtype=variable.dtype))
     print(f"{'continuing the finished' if state['finished'] else 'resuming the unfinished'} run in "
@@ -1308,20 +1221,14 @@ def restore_checkpoint(dcgan, checkpoint_dir, state):
           f"weight average restored)")
 
 
-def check_workers_agree(strategy, what, value):
-    """In a multi-worker run, stop every worker with the same clear error when they hold different values of
-    `what` (an integer below 2**24): workers that restored different epochs would all-reduce the gradients of
-    different models and hang at the end. Each worker sums its value and its square over all replicas; they
-    agree exactly when replicas * sum of squares == sum ** 2."""
-    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        return
-    mine = tf.constant(float(value), tf.float64)
-    total, squares = (float(strategy.reduce("SUM", strategy.run(lambda x=x: tf.identity(x)), axis=None))
-                      for x in (mine, mine * mine))
-    if strategy.num_replicas_in_sync * squares != total * total:
-        raise BadInputError(f"the workers of this multi-worker run do not agree on {what} (this one: {value}): "
-                            f"each resumed its own OUTPUT_DIR. On several machines, OUTPUT_DIR must be one shared "
-                            f"folder; or pass --restart to every worker to train anew.")
+def skip_done_epochs(dataset, epochs):
+    """Advance the dataset past `epochs` epochs' shuffle orders and noise, so that a resumed run continues the
+    input pipeline instead of replaying epoch 1's. Each new iterator draws the next seeds when it is created,
+    before any element is read, so this costs next to nothing. fit (Keras 3.15) makes two iterators per epoch
+    of a finite dataset, one when the epoch starts and a spare when it ends, so a done epoch used up two; a test
+    checks that a resumed run's batches are the uninterrupted run's."""
+    for _ in range(2 * epochs):
+        iter(dataset)
 
 
 def discard_run(output_dir):
@@ -1370,9 +1277,32 @@ def locked_output_dir(output_dir):
         lock.release()
 
 
-# ----------------------------------------------------------------------------------------------------------------
-# Outputs: atomic files, sample grids, GIFs, CSVs, plots
-# ----------------------------------------------------------------------------------------------------------------
+def bytes_per_epoch(dcgan):
+    """About how much more disk an epoch's outputs need while the last epoch's are still there: the checkpoint
+    holds every variable (both models, both optimizers' moments, the weight average), the two .keras files the
+    saved models' weights, and 1 MB covers the grid, CSVs and plots."""
+    def size(variables):
+        return sum(math.prod(v.shape) * np.dtype(v.dtype).itemsize for v in variables)
+
+    everything = dcgan.variables + dcgan.d_optimizer.variables + dcgan.g_optimizer.variables
+    return size(everything) + size(dcgan.ema_generator.weights + dcgan.discriminator.weights) + 2 ** 20
+
+
+def stop_if_not_finite(logs, where):
+    """keras.callbacks.TerminateOnNaN watches only logs["loss"], which a GAN reporting d_loss/g_loss never has."""
+    bad = {k: float(v) for k, v in (logs or {}).items() if k in ("d_loss", "g_loss") and not math.isfinite(float(v))}
+    if bad:
+        raise TrainingDivergedError(
+            f"{', '.join(f'{k}={v}' for k, v in bad.items())} {where}. The outputs and checkpoint of the last "
+            f"finished epoch are kept; lower --d_learning_rate/--g_learning_rate or use --precision float32, then "
+            f"run again to resume from that epoch.")
+
+
+def training_minutes(history_rows):
+    """Training time of every epoch so far, NaN when an older history did not record it."""
+    return sum(row.get("epoch_seconds", math.nan) for row in history_rows) / 60
+
+
 @contextlib.contextmanager
 def atomic_output(path):
     """Yield a temporary path beside `path`; rename it onto `path` only if the block finishes.
@@ -1389,6 +1319,12 @@ def atomic_output(path):
     finally:
         if os.path.exists(temp_path):
             os.remove(temp_path)
+
+
+def remove_files(*patterns):
+    """Remove the files that match any of the glob `patterns` (an earlier run's or action's leftovers)."""
+    for path in (path for pattern in patterns for path in glob.glob(pattern)):
+        os.remove(path)
 
 
 def write_json(path, value):
@@ -1430,33 +1366,6 @@ def write_gif(path, frames, frame_seconds):
     """An endlessly looping GIF of `frames` (uint8 pictures of one size)."""
     with atomic_output(path) as temp_path:
         iio.imwrite(temp_path, np.stack(frames), extension=".gif", duration=round(frame_seconds * 1000), loop=0)
-
-
-def write_training_gif(output_dir, last_epoch, frame_seconds):
-    """OUTPUT_DIR/generated_images.gif, and its path: the grids of epochs 1..last_epoch that exist, in order, each
-    with its epoch number drawn on it; a grid of another size (GRID_ROWS changed when the run continued) is fitted
-    to the last one's."""
-    samples_dir, gif_path = os.path.join(output_dir, "samples"), os.path.join(output_dir, "generated_images.gif")
-    epochs = [epoch for epoch in range(1, last_epoch + 1) if os.path.exists(sample_path(samples_dir, epoch))]
-    if not epochs:
-        return None
-    font = ImageFont.load_default(size=14)
-    with Image.open(sample_path(samples_dir, epochs[-1])) as last:
-        size = last.size
-    frames = []
-    for epoch in epochs:
-        with Image.open(sample_path(samples_dir, epoch)) as grid:
-            frame = Image.new("L", (size[0], size[1] + 20))
-            frame.paste(grid.convert("L").resize(size, Image.Resampling.LANCZOS), (0, 20))
-        ImageDraw.Draw(frame).text((4, 2), f"epoch {epoch}", fill=255, font=font)
-        frames.append(np.asarray(frame))
-    try:
-        write_gif(gif_path, frames, frame_seconds)
-    except OSError as error:
-        raise BadInputError(f"the run's {last_epoch} epochs are trained and saved, but {gif_path} could not be "
-                            f"written ({error}). Fix that (a full disk, the folder's permissions), then run the "
-                            f"same command again: it writes the GIF, training nothing.") from None
-    return gif_path
 
 
 def write_csv(path, columns, rows):
@@ -1511,9 +1420,9 @@ def plot_metrics(rows, path):
     plot_curves(rows, panels, path)
 
 
-# ----------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------------
 # Metrics: how good and how varied the digits are, in the feature space of an MNIST classifier
-# ----------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------------
 QUALITY_COLUMNS = ["fid", "kid", "precision", "recall", "class_entropy", "min_class_share",
                    "mean_confidence"] + [f"share_{digit}" for digit in range(10)]
 # A conditional generator's "asked for a 7, got a 7": overall, per requested digit; empty for unconditional runs.
@@ -1521,8 +1430,7 @@ QUALITY_COLUMNS += ["class_accuracy"] + [f"class_accuracy_{digit}" for digit in 
 METRICS_COLUMNS = ["epoch", "training_minutes"] + QUALITY_COLUMNS  # metrics.csv; minutes of training so far
 # The metrics' classifier is one fixed, committed file (like FID's fixed Inception weights): a classifier retrained
 # on another machine would score the same generator differently.
-CLASSIFIER_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pretrained",
-                               "mnist_classifier.weights.h5")
+CLASSIFIER_PATH = os.path.join(SCRIPT_DIR, "pretrained", "mnist_classifier.weights.h5")
 MIN_REFERENCE_IMAGES = 50      # fewer real images to compare with make FID and precision/recall noise
 MIN_CLASS_SHARE_ALARM = 0.02   # a digit class under 2% of the samples (10% when balanced) has nearly vanished
 ENTROPY_DROP_ALARM = 0.25      # bits of class entropy lost between two evaluations
@@ -1672,6 +1580,11 @@ def balanced_labels(count, classes):
     return (np.arange(count) * classes // count).astype(np.int32) if classes else np.zeros(count, np.int32)
 
 
+def print_mode_collapse_warnings(metrics, previous, digits):
+    for warning in mode_collapse_warnings(metrics, previous, digits):
+        print(f"WARNING: {warning}")
+
+
 def mode_collapse_warnings(metrics, previous, digits=ALL_DIGITS):
     """Plain-language warnings when one of the data's digit classes (`digits`) nearly vanishes or the class entropy
     drops sharply; none for data whose classes are not digits (no class metrics)."""
@@ -1755,132 +1668,17 @@ def build_quality_evaluator(data, samples, latent_dim, seed):
         return None
     digits = class_digits(data.class_names)
     evaluator = QualityEvaluator(load_classifier(), data.reference, samples, latent_dim, seed, digits)
-    floor = data.pool[np.random.default_rng(seed).permutation(len(data.pool))[:samples]]
+    floor = data.pool[random_order(seed, len(data.pool))[:samples]]
     print(f"metrics: against {data.reference_name}; real-data floor ({len(floor):,} training images): "
           f"{format_metrics(evaluator.evaluate_images(floor))}"
           f"{'' if digits is not None else ' (no class metrics: the classes are not digits)'}")
     return evaluator
 
 
-# ----------------------------------------------------------------------------------------------------------------
-# main: train, or generate / evaluate / interpolate from a saved generator
-# ----------------------------------------------------------------------------------------------------------------
-def train(config, restart=False):
-    """Train for EPOCHS, resuming or continuing the run in OUTPUT_DIR (or with `restart` discarding it, once
-    everything else has been checked), and write every output. In a multi-worker run every worker runs this
-    (they must stay in step), but only the chief writes into OUTPUT_DIR; the others write into a temporary folder."""
-    strategy = make_strategy(config["STRATEGY"])
-    chief = is_chief(strategy)
-    # 1. The run already there (every worker reads the chief's: on several machines OUTPUT_DIR must be shared),
-    # and the data, checked before anything is written.
-    policy = choose_precision(config["PRECISION"])
-    state = None if restart else read_checkpoint_state(checkpoint_dir_of(config["OUTPUT_DIR"]))
-    done_epochs = epochs_done(state, config, policy)
-    check_workers_agree(strategy, "the epoch to resume from", done_epochs)
-    finished = state is not None and done_epochs == config["EPOCHS"]
-    data = None if finished else load_training_data(config["DATA"], config["SEED"], config["MAX_TRAIN_IMAGES"])
-    if data is not None:
-        check_training_data(data, config["BATCH_SIZE"], config["CONDITIONAL"])
-        check_batch_per_replica(config["BATCH_SIZE"], config["D_GROUP_STD"], strategy.num_replicas_in_sync)
-    output_dir = config["OUTPUT_DIR"] if chief else tempfile.mkdtemp(prefix="dcgan-worker-")
-    try:
-        with locked_output_dir(output_dir):
-            if finished:
-                if chief:
-                    write_training_gif(output_dir, done_epochs, config["GIF_FRAME_SECONDS"])
-                print(f"the run in {output_dir} has its {done_epochs} epochs: nothing to train (its GIF is "
-                      f"rewritten from its grids). To train it further, pass a larger --epochs; to start over, "
-                      f"{ANEW}.")
-                return 0
-            return fit_run(output_dir, config, restart, strategy, chief, data, state, policy)
-    finally:
-        if not chief:
-            shutil.rmtree(output_dir, ignore_errors=True)
-
-
-def fit_run(output_dir, config, restart, strategy, chief, data, state, policy):
-    """The training itself, for train(): models, metrics, the old run discarded or restored, fit, the GIF."""
-    started = time.perf_counter()
-    done_epochs = state["epoch"] if state else 0
-    # 2. The models and the metrics, the last things that can fail before the old run is discarded.
-    classes = run_classes(data.class_names, config["CONDITIONAL"], config["NOISE_CLASS"])
-    head_classes = class_head_size(data.class_names, bool(classes), config["CLASS_HEAD"])
-    print(f"data: {len(data.images):,} training images: {data.source}"
-          + (f", {classes} classes ({', '.join(data.class_names)})" if classes else "")
-          + (", each generated digit's class picked by its noise" if classes and not config["CONDITIONAL"] else "")
-          + (f"; the discriminator's class head names {head_classes} classes" if head_classes else ""))
-    if config["NOISE_CLASS"] and not classes:
-        print("noise class: off, since the data has no labels of two or more classes to learn it from")
-    if config["CLASS_HEAD"] and not classes and not head_classes:
-        print("class head: off, since the data has no labels of two or more classes to train it on")
-    steps_per_epoch = len(data.images) // config["BATCH_SIZE"]
-    keras.utils.set_random_seed(config["SEED"])  # the weights' initial values, dropout masks, Python's and NumPy's
-    # Keras 3.15's multi-step loop fails under tf.distribute's strategies ("You must feed a value for placeholder
-    # tensor", keras-team/keras#19246; MultiWorkerMirroredStrategy fails otherwise): one step per call there.
-    distributed = strategy is not tf.distribute.get_strategy()
-    steps_per_execution = 1 if distributed else min(config["STEPS_PER_EXECUTION"], steps_per_epoch)
-    dcgan = build_dcgan(dict(config, STEPS_PER_EXECUTION=steps_per_execution), strategy, classes, head_classes)
-    print(f"training on {training_devices()}")
-    print(f"precision policy: {policy}; {strategy.num_replicas_in_sync} replica(s) "
-          f"({type(strategy).__name__}), {config['BATCH_SIZE']} digits per step in all")
-    dcgan.generator.summary()
-    dcgan.discriminator.summary()
-    evaluator = None
-    if config["METRICS_EVERY"] and chief:
-        evaluator = build_quality_evaluator(data, config["METRICS_SAMPLES"], config["LATENT_DIM"], config["SEED"])
-
-    # 3. Discard the old run (--restart) or load it, and write what the run keeps from its start.
-    if restart and chief:
-        discard_run(output_dir)
-    if state is None:
-        print(f"{'--restart' if restart else 'no run in ' + config['OUTPUT_DIR']}: training from scratch")
-        for stale in glob.glob(os.path.join(output_dir, "samples", "epoch_*.png")):
-            os.remove(stale)  # grids of an earlier run would otherwise mix into this run's GIF
-    else:
-        restore_checkpoint(dcgan, checkpoint_dir_of(config["OUTPUT_DIR"]), state)
-    check_workers_agree(strategy, "the restored weights", int(weights_fingerprint(dcgan)[:6], 16))
-    shown = np.random.default_rng(config["SEED"]).permutation(len(data.images))[:config["GRID_ROWS"] ** 2]
-    save_grid_png(data.images[shown], os.path.join(output_dir, "real_samples.png"))
-    if classes:
-        write_json(os.path.join(output_dir, "classes.json"), data.class_names)
-
-    # 4. Train; EpochOutputs writes every output after each epoch, the checkpoint among them.
-    interactive = sys.stdout.isatty()
-    epoch_outputs = EpochOutputs(
-        output_dir, config["EPOCHS"], steps_per_epoch * config["BATCH_SIZE"],
-        fixed_sample_inputs(config["SEED"], config["GRID_ROWS"], config["LATENT_DIM"], classes,
-                            class_from_noise=not config["CONDITIONAL"]),
-        evaluator, config["METRICS_EVERY"], data.class_names if classes else [],
-        read_csv_rows(os.path.join(output_dir, "history.csv"), done_epochs),
-        read_csv_rows(os.path.join(output_dir, "metrics.csv"), done_epochs),
-        run_facts={"config": config, "policy": policy, "head_classes": head_classes,
-                   "spans": settings_spans(state, config, done_epochs)},
-        plain_log=not interactive)
-    dataset = make_dataset(data.images, config["BATCH_SIZE"], config["SEED"], config["LATENT_DIM"],
-                           data.labels if classes or head_classes else None)
-    skip_done_epochs(dataset, done_epochs)
-    training_started = time.perf_counter()
-    try:
-        dcgan.fit(dataset, epochs=config["EPOCHS"], initial_epoch=done_epochs, callbacks=[epoch_outputs],
-                  shuffle=False, verbose=1 if interactive else 0)
-    except KeyboardInterrupt:
-        state = read_checkpoint_state(checkpoint_dir_of(output_dir))
-        print(f"\ninterrupted after epoch {state['epoch'] if state else 0}; run the same command again to resume.")
-        return 130
-    training_seconds = time.perf_counter() - training_started
-
-    # 5. The GIF, from the grids there are; the run is finished whether or not it can be written.
-    gif_path = write_training_gif(output_dir, config["EPOCHS"], config["GIF_FRAME_SECONDS"]) if chief else "none"
-    trained_images = (config["EPOCHS"] - done_epochs) * steps_per_epoch * config["BATCH_SIZE"]
-    print(f"generator weights fingerprint: {weights_fingerprint(dcgan.ema_generator)}")
-    print(f"done: {config['EPOCHS'] - done_epochs} epoch(s) of {steps_per_epoch * config['BATCH_SIZE']:,} images "
-          f"in {training_seconds:.0f} s ({trained_images / training_seconds:.0f} images/s, per-epoch outputs "
-          f"included); wall time {time.perf_counter() - started:.0f} s. Outputs in {output_dir}{os.sep}, GIF "
-          f"{gif_path}")
-    return 0
-
-
-PRETRAINED_GENERATOR_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pretrained", "generator.keras")
+# ------------------------------------------------------------------------------------------------------------------
+# The saved generator's actions: --generate, --evaluate, --interpolate
+# ------------------------------------------------------------------------------------------------------------------
+PRETRAINED_GENERATOR_PATH = os.path.join(SCRIPT_DIR, "pretrained", "generator.keras")
 
 
 def load_saved_generator(path):
@@ -1930,8 +1728,7 @@ def generate_digits(output_dir, seed, count, generator_path, digit=None):
               else np.full(count, class_names.index(digit), np.int32))
     images = sample(generator, fixed_noise(seed, count, latent_dim_of(generator)), labels)
     out_dir = writable_folder(os.path.join(output_dir, "generated"))
-    for stale in glob.glob(os.path.join(out_dir, "digit_*.png")) + glob.glob(os.path.join(out_dir, "labels.npy")):
-        os.remove(stale)
+    remove_files(os.path.join(out_dir, "digit_*.png"), os.path.join(out_dir, "labels.npy"))
     if class_names:
         save_npy(os.path.join(out_dir, "labels.npy"), labels)
     save_grid_png(images, os.path.join(out_dir, "grid.png"))
@@ -1947,22 +1744,20 @@ def generate_digits(output_dir, seed, count, generator_path, digit=None):
     return 0
 
 
-def evaluate_saved(config, generator_path):
+def evaluate_saved(data_source, seed, max_train_images, samples, generator_path):
     """--evaluate: the quality metrics of the saved generator against DATA's reference images, as a table."""
     generator, class_names = load_saved_generator(generator_path)
-    data = load_training_data(config["DATA"], config["SEED"], config["MAX_TRAIN_IMAGES"])
-    evaluator = build_quality_evaluator(data, config["METRICS_SAMPLES"], latent_dim_of(generator),
-                                        config["SEED"])
+    data = load_training_data(data_source, seed, max_train_images)
+    evaluator = build_quality_evaluator(data, samples, latent_dim_of(generator), seed)
     if evaluator is None:
         raise BadInputError(f"--evaluate needs at least {MIN_REFERENCE_IMAGES} real images to compare with, and "
                             f"{data.source} leaves {len(data.reference)}. Add images to it.")
     result = evaluator.evaluate_generator(generator, class_names)
-    print(f"\nquality of {generator_path} ({config['METRICS_SAMPLES']:,} samples against {data.reference_name}):")
+    print(f"\nquality of {generator_path} ({samples:,} samples against {data.reference_name}):")
     for name in QUALITY_COLUMNS:
         if name in result:
             print(f"  {name:18s} {result[name]:.4f}")
-    for warning in mode_collapse_warnings(result, None, evaluator.digits):
-        print(f"WARNING: {warning}")
+    print_mode_collapse_warnings(result, None, evaluator.digits)
     return 0
 
 
@@ -2001,6 +1796,226 @@ def write_interpolation(output_dir, seed, rows, frames, generator_path, keypoint
     return 0
 
 
+# ------------------------------------------------------------------------------------------------------------------
+# The platform: the CPU, the precision policy, the devices, tf.distribute
+# ------------------------------------------------------------------------------------------------------------------
+def cpuinfo():
+    """The text of /proc/cpuinfo, or "" where there is none (not Linux)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as file:
+            return file.read()
+    except OSError:
+        return ""
+
+
+def cpu_has_bf16_units():
+    """True on CPUs whose matrix or vector units compute bfloat16 (Intel AMX, AVX512-BF16)."""
+    flags = cpuinfo()
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def cpu_model_name():
+    """The CPU's model name from /proc/cpuinfo (figures depend on it), or "unknown CPU"."""
+    return next((line.split(":", 1)[1].strip() for line in cpuinfo().splitlines() if line.startswith("model name")),
+                "unknown CPU")
+
+
+def nvidia_driver_present():
+    """True where an NVIDIA driver is installed (Linux's /proc entry, or nvidia-smi on the PATH, as on Windows)."""
+    return os.path.exists("/proc/driver/nvidia") or shutil.which("nvidia-smi") is not None
+
+
+def training_devices():
+    """What trains, in words for the log: the GPUs TensorFlow sees, or the CPU, with the fix where an NVIDIA driver
+    is installed and TensorFlow sees no GPU (plain `tensorflow` without CUDA's libraries trains on the CPU)."""
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        names = [tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name) for gpu in gpus]
+        return (f"{len(gpus)} GPU(s): {', '.join(names)}. GPU kernels are not bit-deterministic, so a resumed run "
+                f"ends close to an unbroken one, not bit-identical as on a CPU.")
+    if not nvidia_driver_present():
+        return f"the CPU ({cpu_model_name()})"
+    return (f"the CPU ({cpu_model_name()}), although an NVIDIA driver is installed: TensorFlow sees no GPU. On "
+            f"Linux, `pip install \"tensorflow[and-cuda]==2.21.*\"` adds the CUDA libraries it needs; on Windows, "
+            f"TensorFlow uses a GPU only under WSL2.")
+
+
+def choose_precision(precision):
+    """Resolve PRECISION='auto' to the fastest policy this machine runs well."""
+    if precision != "auto":
+        return precision
+    if tf.config.list_physical_devices("GPU"):
+        return "mixed_float16"
+    return "mixed_bfloat16" if cpu_has_bf16_units() else "float32"
+
+
+def make_strategy(name):
+    """The tf.distribute strategy for STRATEGY; "mirrored" on a machine without GPUs mirrors its CPU devices."""
+    if name == "multiworker":
+        return tf.distribute.MultiWorkerMirroredStrategy()  # reads the cluster from TF_CONFIG
+    gpus = tf.config.list_logical_devices("GPU")
+    if name == "mirrored":
+        devices = gpus or tf.config.list_logical_devices("CPU")
+        if len(devices) == 1:
+            print(f"note: --strategy mirrored found one device ({devices[0].name}) to mirror over, so it trains as "
+                  f"one device would. TensorFlow shows a CPU as one device, however many cores it has.")
+        return tf.distribute.MirroredStrategy([device.name for device in devices])
+    return tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
+
+
+def is_chief(strategy):
+    """True unless this process is a non-chief worker of a multi-worker run (worker 0 leads when no chief)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or resolver.task_type in (None, "chief"):
+        return True
+    return (resolver.task_type == "worker" and resolver.task_id == 0
+            and "chief" not in resolver.cluster_spec().as_dict())
+
+
+def check_batch_per_replica(batch_size, group_std, replicas):
+    """Each device gets BATCH_SIZE / replicas real digits followed by as many generated ones; the minibatch
+    std-dev groups must divide that share, or a group on some device would mix real and generated digits."""
+    per_replica, rest = divmod(batch_size, replicas)
+    if rest or (group_std and per_replica % group_std):
+        divisible = f" divisible by --d_group_std {group_std}" if group_std else ""
+        raise BadInputError(f"--batch_size {batch_size} over {replicas} devices gives each "
+                            f"{batch_size / replicas:g} digits, which must be a whole number{divisible}. "
+                            f"Use a --batch_size that is a multiple of {replicas * max(group_std, 1)}.")
+
+
+def check_workers_agree(strategy, what, value):
+    """In a multi-worker run, stop every worker with the same clear error when they hold different values of
+    `what` (an integer below 2**24): workers that restored different epochs would all-reduce the gradients of
+    different models and hang at the end. Each worker sums its value and its square over all replicas; they
+    agree exactly when replicas * sum of squares == sum ** 2."""
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return
+    mine = tf.constant(float(value), tf.float64)
+    total, squares = (float(strategy.reduce("SUM", strategy.run(lambda x=x: tf.identity(x)), axis=None))
+                      for x in (mine, mine * mine))
+    if strategy.num_replicas_in_sync * squares != total * total:
+        raise BadInputError(f"the workers of this multi-worker run do not agree on {what} (this one: {value}): "
+                            f"each resumed its own OUTPUT_DIR. On several machines, OUTPUT_DIR must be one shared "
+                            f"folder; or pass --restart to every worker to train anew.")
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# The command line: flags from the constants, their checks, the action asked for; main() last
+# ------------------------------------------------------------------------------------------------------------------
+def constant_comments():
+    """Each constant's comment in this file, so that --help says what the constants section says."""
+    comments = {}
+    with open(__file__, encoding="utf-8") as source:
+        for line in source:
+            name = line.split("=")[0].strip()
+            if name in DEFAULT_CONFIG and "#" in line:
+                comments[name] = line.split("#", 1)[1].strip()
+    return comments
+
+
+def parse_flag_value(text, default):
+    """Turn a command-line string into the type of the constant's default."""
+    if isinstance(default, bool):
+        words = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
+        if text.lower() not in words:
+            raise ValueError(text)
+        return words[text.lower()]
+    return type(default)(text)
+
+
+# The values a text setting can take; argparse refuses others with the list.
+CHOICES = {"G_LOSS": ["non_saturating", "logit"], "STRATEGY": ["auto", "mirrored", "multiworker"],
+           "PRECISION": ["auto", "float32", "mixed_bfloat16", "mixed_float16"]}
+# What each number must be, checked before anything is loaded: (settings, test, the rule as the error says it).
+NUMBER_RULES = [
+    (["EPOCHS", "BATCH_SIZE", "LATENT_DIM", "D_CHANNELS", "STEPS_PER_EXECUTION", "GRID_ROWS",
+      "INTERPOLATION_FRAMES"], lambda value: value >= 1, "at least 1"),
+    (["G_CHANNELS"], lambda value: value >= 4, "at least 4: it is quartered on the way to 28x28"),
+    (["METRICS_SAMPLES"], lambda value: value >= MIN_METRICS_SAMPLES,
+     f"at least {MIN_METRICS_SAMPLES}: precision and recall need each sample's nearest neighbours, FID a "
+     f"covariance (10000 is the usual count, 1000 a quick look)"),
+    (["MAX_TRAIN_IMAGES", "METRICS_EVERY", "D_GROUP_STD"], lambda value: value >= 0, "0 or more"),
+    (["R1_GAMMA", "CLASS_HEAD"], lambda value: value >= 0, "0 (off) or a positive weight"),
+    (["D_LEARNING_RATE", "G_LEARNING_RATE", "GIF_FRAME_SECONDS"], lambda value: value > 0, "a positive number"),
+    (["EMA_DECAY", "BETA_1", "DROPOUT"], lambda value: 0 <= value < 1, "at least 0 and below 1"),
+    (["SEED"], lambda value: 0 <= value < 2 ** 32,
+     "0 or more and below 2**32 = 4294967296, the random generators' range"),
+]
+
+
+def build_arg_parser():
+    parser = argparse.ArgumentParser(
+        description="Train a DCGAN on MNIST. Each flag overrides the constant of the same name in upper case.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    comments = constant_comments()
+    for name, default in DEFAULT_CONFIG.items():
+        def convert(text, default=default, name=name):
+            try:
+                return parse_flag_value(text, default)
+            except ValueError:
+                raise argparse.ArgumentTypeError(
+                    f"{text!r} is not a valid {type(default).__name__} for --{name.lower()} (default {default!r})")
+        parser.add_argument(f"--{name.lower()}", dest=name, type=convert, default=default, choices=CHOICES.get(name),
+                            metavar=type(default).__name__.upper(), help=comments.get(name, ""))
+    parser.add_argument("--digit", metavar="CLASS", default=None,
+                        help="with --generate N and a conditional generator: N digits of this class (e.g. 7); "
+                             "without it, an equal number of every class")
+    parser.add_argument("--pretrained", action="store_true",
+                        help="with --generate, --evaluate or --interpolate: use the committed "
+                             "pretrained/generator.keras instead of OUTPUT_DIR/generator.keras")
+    actions = parser.add_argument_group("one action at a time; training when none is given")
+    actions = actions.add_mutually_exclusive_group()
+    actions.add_argument("--restart", action="store_true",
+                         help="discard the run in OUTPUT_DIR (checkpoint, grids, CSVs, models, GIF) and train anew; "
+                              "without it a finished run is kept, and a larger --epochs continues it")
+    actions.add_argument("--generate", type=int, metavar="N", default=None,
+                         help="write N digits from OUTPUT_DIR/generator.keras to OUTPUT_DIR/generated/ and exit")
+    actions.add_argument("--evaluate", action="store_true",
+                         help="print the quality metrics of OUTPUT_DIR/generator.keras and exit")
+    actions.add_argument("--interpolate", action="store_true",
+                         help="write OUTPUT_DIR/interpolation.gif, digits morphing along loops through the latent "
+                              "space, from the saved generator, and exit")
+    return parser
+
+
+def validate_config(config):
+    """Check every value that can be checked before loading anything; raise BadInputError naming the fix."""
+    for names, test, rule in NUMBER_RULES:
+        for name in names:
+            value = config[name]
+            if not test(value) or isinstance(value, float) and not math.isfinite(value):
+                raise BadInputError(f"--{name.lower()} must be {rule} (got {value}).")
+    if config["D_GROUP_STD"] and config["BATCH_SIZE"] % config["D_GROUP_STD"]:
+        raise BadInputError(f"--d_group_std must be 0 (off) or divide --batch_size {config['BATCH_SIZE']} "
+                            f"(got {config['D_GROUP_STD']}); 4 is the usual group size.")
+    if config["STRATEGY"] == "multiworker" and "TF_CONFIG" not in os.environ:
+        raise BadInputError("--strategy multiworker needs the TF_CONFIG environment variable describing the "
+                            "cluster and this worker's place in it (see README.md, 'Several GPUs or machines').")
+
+
+def chosen_action(args):
+    """The one action the command line asks for: "train" unless --generate, --evaluate or --interpolate."""
+    given = {"generate": args.generate is not None, "evaluate": args.evaluate, "interpolate": args.interpolate}
+    action = next((name for name, asked in given.items() if asked), "train")
+    if args.generate is not None and args.generate < 1:
+        raise BadInputError(f"--generate needs a number of digits of at least 1 (got {args.generate}).")
+    if args.digit is not None and action != "generate":
+        raise BadInputError(f"--digit {args.digit} picks the class that --generate N draws; add --generate N.")
+    if args.pretrained and action == "train":
+        raise BadInputError("--pretrained picks the generator for --generate N, --evaluate or --interpolate; "
+                            "add one of them (training always starts from fresh weights).")
+    return action
+
+
+def parse_config(argv):
+    """Parse the command line into (config dict of constants, action arguments with .action the one to take)."""
+    args = build_arg_parser().parse_args(argv)
+    config = {name: getattr(args, name) for name in DEFAULT_CONFIG}
+    validate_config(config)
+    args.action = chosen_action(args)
+    return config, args
+
+
 def main(argv=None):
     try:
         config, args = parse_config(argv)
@@ -2009,7 +2024,8 @@ def main(argv=None):
         if args.action == "generate":
             return generate_digits(config["OUTPUT_DIR"], config["SEED"], args.generate, generator_path, args.digit)
         if args.action == "evaluate":
-            return evaluate_saved(config, generator_path)
+            return evaluate_saved(config["DATA"], config["SEED"], config["MAX_TRAIN_IMAGES"], config["METRICS_SAMPLES"],
+                                  generator_path)
         if args.action == "interpolate":
             return write_interpolation(config["OUTPUT_DIR"], config["SEED"], config["GRID_ROWS"],
                                        config["INTERPOLATION_FRAMES"], generator_path)

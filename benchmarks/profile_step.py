@@ -44,7 +44,7 @@ def main():
     args = parser.parse_args()
     data = train_dcgan.load_training_data("auto", train_dcgan.SEED, max_train_images=3200)
     config = dict(train_dcgan.DEFAULT_CONFIG, PRECISION=args.policy)
-    head_classes = train_dcgan.class_head_size(data.class_names, False, config["CLASS_HEAD"])
+    head_classes = train_dcgan.head_class_count(data.class_names, False, config["CLASS_HEAD"])
     keras.utils.set_random_seed(0)
     dcgan = train_dcgan.build_dcgan(config, head_classes=head_classes)
     dataset = train_dcgan.make_dataset(data.images, config["BATCH_SIZE"], 0, config["LATENT_DIM"],

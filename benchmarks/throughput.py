@@ -113,7 +113,7 @@ def build_variants(images, labels, samples_dir, ablation_policy):
         setting = dict(defaults, **change)
         config = dict(train_dcgan.DEFAULT_CONFIG, PRECISION=policy,
                       **{name: setting[name] for name in ("STEPS_PER_EXECUTION", "R1_GAMMA", "CLASS_HEAD")})
-        head_classes = train_dcgan.class_head_size(np.unique(labels), False, config["CLASS_HEAD"])
+        head_classes = train_dcgan.head_class_count(np.unique(labels), False, config["CLASS_HEAD"])
         dcgan = train_dcgan.build_dcgan(config, head_classes=head_classes)
         if not setting["EMA"]:
             dcgan.update_ema_generator = lambda: None  # what the generator's weight average costs per step

@@ -41,7 +41,7 @@ def test_a_disk_that_fills_up_stops_the_run_with_a_sentence_and_keeps_the_last_e
     monkeypatch.setattr(train_dcgan.shutil, "disk_usage", lambda path: real_usage(path)._replace(free=5 * 2 ** 20))
     code, _, err = run_main("--epochs", "2", *QUICK, "--output_dir", run_copy)
     assert code == 2 and "epoch 2 could not be saved" in err and "5.0 MB free" in err
-    assert "epoch 1 are kept" in err and "Traceback" not in err
+    assert "Epoch 1 is kept whole" in err and "Traceback" not in err
     assert read_state(run_copy)["epoch"] == 1
     assert sorted(os.listdir(os.path.join(run_copy, "samples"))) == ["epoch_001.png"]
     monkeypatch.undo()  # room made: the same command resumes
