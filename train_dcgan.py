@@ -666,8 +666,7 @@ def train(config, restart=False):
             return 0
 
         # 2. Build the models and the metrics, the last things that can fail before the old run is discarded.
-        classes = run_classes(data.class_names, config["CONDITIONAL"], config["NOISE_CLASS"])
-        head_classes = head_class_count(data.class_names, bool(classes), config["CLASS_HEAD"])
+        classes, head_classes = model_classes(data.class_names, config)
         print(f"data: {len(data.images):,} training images: {data.source}"
               + (f", {classes} classes ({', '.join(data.class_names)})" if classes else "")
               + (", each generated digit's class picked by its noise" if classes and not config["CONDITIONAL"] else "")
@@ -987,6 +986,13 @@ def run_classes(class_names, conditional, noise_class):
     """How many classes the run's models know: the data's, in a conditional run or with NOISE_CLASS on and two
     classes or more; else 0 (unlabelled data, or both off)."""
     return len(class_names) if (conditional or noise_class) and len(class_names) > 1 else 0
+
+
+def model_classes(class_names, config):
+    """(how many classes the models know, how many the discriminator's class head names) for data of these class
+    names under these settings (CONDITIONAL, NOISE_CLASS, CLASS_HEAD)."""
+    classes = run_classes(class_names, config["CONDITIONAL"], config["NOISE_CLASS"])
+    return classes, head_class_count(class_names, bool(classes), config["CLASS_HEAD"])
 
 
 def head_class_count(class_names, has_classes, weight):

@@ -104,22 +104,25 @@ def build_variants(images, labels, samples_dir, ablation_policy):
     variants["straightforward float32"] = (reference, reference_data)
     policies = ["float32", "mixed_bfloat16"] + (["mixed_float16"] if tf.config.list_physical_devices("GPU") else [])
     defaults = {"STEPS_PER_EXECUTION": train_dcgan.STEPS_PER_EXECUTION, "R1_GAMMA": train_dcgan.R1_GAMMA,
-                "CLASS_HEAD": train_dcgan.CLASS_HEAD, "EMA": True}
-    # What each part costs (or would cost) per step: one change from the defaults per row.
+                "NOISE_CLASS": train_dcgan.NOISE_CLASS, "EMA": True}
+    # What each part costs (or would cost) per step: one change from the defaults per row. NOISE_CLASS off is the
+    # former default (the discriminator's class head instead).
     changes = [{"STEPS_PER_EXECUTION": 1}, {"EMA": False}, {"R1_GAMMA": 0.0 if train_dcgan.R1_GAMMA else 1.0},
-               {"CLASS_HEAD": 0.0 if train_dcgan.CLASS_HEAD else 1.0}]
+               {"NOISE_CLASS": not train_dcgan.NOISE_CLASS}]
+    class_names = [str(label) for label in np.unique(labels)]
     settings = [(policy, {}) for policy in policies] + [(ablation_policy, change) for change in changes]
     for policy, change in settings:
         setting = dict(defaults, **change)
         config = dict(train_dcgan.DEFAULT_CONFIG, PRECISION=policy,
-                      **{name: setting[name] for name in ("STEPS_PER_EXECUTION", "R1_GAMMA", "CLASS_HEAD")})
-        head_classes = train_dcgan.head_class_count(np.unique(labels), False, config["CLASS_HEAD"])
-        dcgan = train_dcgan.build_dcgan(config, head_classes=head_classes)
+                      **{name: setting[name] for name in ("STEPS_PER_EXECUTION", "R1_GAMMA", "NOISE_CLASS")})
+        classes, head_classes = train_dcgan.model_classes(class_names, config)
+        dcgan = train_dcgan.build_dcgan(config, classes=classes, head_classes=head_classes)
         if not setting["EMA"]:
             dcgan.update_ema_generator = lambda: None  # what the generator's weight average costs per step
         name = f"train_dcgan {policy}" + "".join(f", {key.lower()} {value}" for key, value in change.items())
         variants[name] = (dcgan, train_dcgan.make_dataset(images, config["BATCH_SIZE"], config["SEED"],
-                                                          config["LATENT_DIM"], labels if head_classes else None))
+                                                          config["LATENT_DIM"],
+                                                          labels if classes or head_classes else None))
     return {name: (model, data, GridEachEpoch(os.path.join(samples_dir, f"{index}.png")))
             for index, (name, (model, data)) in enumerate(variants.items())}
 
