@@ -371,6 +371,15 @@ class DCGAN(keras.Model):
     def call(self, noise, training=False):
         return self.ema_generator(noise, training=training)
 
+    def mirrorable(self, gradients):
+        """The gradients, with the class tables' made dense on several devices. An Embedding's gradient comes as
+        IndexedSlices, one row per lookup, and MirroredStrategy's all-gather refuses the devices' differing row
+        counts ("Shape mismatch in the collective"). One device keeps them sparse, as Adam then updates only the
+        classes the batch had (and the defaults were measured so)."""
+        if self.replicas == 1:
+            return gradients
+        return [tf.convert_to_tensor(grad) if isinstance(grad, tf.IndexedSlices) else grad for grad in gradients]
+
     def update_ema_generator(self):
         # The decay ramps up over the first steps (as in tf.train.ExponentialMovingAverage), so the average
         # forgets the random initial weights quickly. Batch norm's running statistics are averaged alike.
@@ -448,7 +457,7 @@ class DCGAN(keras.Model):
                     d_loss += self.class_head_weight * self.class_loss_fn(labels[0], class_logits[:batch_size])
                 penalty = self.real_gradient_penalty(real_images, condition) if self.r1_gamma else 0.0
                 scaled_loss = self.d_optimizer.scale_loss(d_loss + penalty)  # float16 loss scaling; else a no-op
-            grads = dense(d_tape.gradient(scaled_loss, self.discriminator.trainable_variables))
+            grads = self.mirrorable(d_tape.gradient(scaled_loss, self.discriminator.trainable_variables))
             self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_variables))
 
             # Generator: the same digits, scored by the just-updated discriminator, labelled "real".
@@ -457,7 +466,7 @@ class DCGAN(keras.Model):
             if self.class_head_weight:
                 g_loss += self.class_head_weight * self.class_clarity_loss(fake_class_logits)
             scaled_loss = self.g_optimizer.scale_loss(g_loss)
-        grads = dense(g_tape.gradient(scaled_loss, self.generator.trainable_variables))
+        grads = self.mirrorable(g_tape.gradient(scaled_loss, self.generator.trainable_variables))
         self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_variables))
         self.update_ema_generator()
 
@@ -471,13 +480,6 @@ class DCGAN(keras.Model):
             # Keras averages multi-worker logs over their first axis, which scalars do not have.
             logs = {name: tf.reshape(value, [1]) for name, value in logs.items()}
         return logs
-
-
-def dense(gradients):
-    """Gradients with the class tables' made dense. An Embedding's gradient comes as IndexedSlices, one row per
-    lookup, and under MirroredStrategy the devices' row counts differ, which its all-gather refuses ("Shape mismatch
-    in the collective"); a table of ten rows costs nothing dense."""
-    return [tf.convert_to_tensor(grad) if isinstance(grad, tf.IndexedSlices) else grad for grad in gradients]
 
 
 # ------------------------------------------------------------------------------------------------------------------

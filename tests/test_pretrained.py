@@ -11,7 +11,8 @@ from conftest import epoch_outputs, run_main
 
 def test_pretrained_generator_has_the_current_architecture():
     pretrained = keras.models.load_model(train_dcgan.PRETRAINED_GENERATOR_PATH)
-    current = train_dcgan.build_generator(train_dcgan.LATENT_DIM, train_dcgan.G_CHANNELS)
+    current = train_dcgan.build_generator(train_dcgan.LATENT_DIM, train_dcgan.G_CHANNELS, classes=10,
+                                          class_from_noise=train_dcgan.NOISE_CLASS)  # the defaults, on MNIST
     assert [type(layer).__name__ for layer in pretrained.layers] == [type(layer).__name__ for layer in current.layers]
     assert [w.shape for w in pretrained.weights] == [w.shape for w in current.weights]
     assert pretrained.input_shape == current.input_shape and pretrained.output_shape == current.output_shape
