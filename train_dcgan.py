@@ -372,12 +372,10 @@ class DCGAN(keras.Model):
         return self.ema_generator(noise, training=training)
 
     def mirrorable(self, gradients):
-        """The gradients, with the class tables' made dense on several devices. An Embedding's gradient comes as
-        IndexedSlices, one row per lookup, and MirroredStrategy's all-gather refuses the devices' differing row
-        counts ("Shape mismatch in the collective"). One device keeps them sparse, as Adam then updates only the
-        classes the batch had (and the defaults were measured so)."""
-        if self.replicas == 1:
-            return gradients
+        """The gradients, with the class tables' made dense. An Embedding's gradient comes as IndexedSlices, one row
+        per lookup, and MirroredStrategy's all-gather refuses the devices' differing row counts ("Shape mismatch in
+        the collective"). Dense on every device count, so that N devices make the updates one device makes (Adam
+        then also moves a class the batch lacked, by its moments); a table of ten rows costs nothing dense."""
         return [tf.convert_to_tensor(grad) if isinstance(grad, tf.IndexedSlices) else grad for grad in gradients]
 
     def update_ema_generator(self):
@@ -669,6 +667,10 @@ def train(config, restart=False):
 
         # 2. Build the models and the metrics, the last things that can fail before the old run is discarded.
         classes, head_classes = model_classes(data.class_names, config)
+        if classes and not config["CONDITIONAL"] and config["LATENT_DIM"] < classes:
+            raise BadInputError(f"--latent_dim {config['LATENT_DIM']} is shorter than the {classes} classes the noise "
+                                f"must pick from (NOISE_CLASS). Use --latent_dim {classes} or more, or "
+                                f"--noise_class 0.")
         print(f"data: {len(data.images):,} training images: {data.source}"
               + (f", {classes} classes ({', '.join(data.class_names)})" if classes else "")
               + (", each generated digit's class picked by its noise" if classes and not config["CONDITIONAL"] else "")
@@ -1728,8 +1730,9 @@ def generate_digits(output_dir, seed, count, generator_path, digit=None):
     earlier --generate left in generated/ is replaced, not mixed in."""
     generator, class_names = load_saved_generator(generator_path)
     if digit is not None and not class_names:
-        raise BadInputError(f"--digit {digit} needs a conditional generator, and this one draws whatever its noise "
-                            f"gives. Train one with --conditional 1 (and its own --output_dir), or leave out --digit.")
+        raise BadInputError(f"--digit {digit} needs a generator that draws classes, and this one draws whatever its "
+                            f"noise gives (it was trained without labels, or with --noise_class 0). Train one on "
+                            f"labelled data with the defaults or --conditional 1, or leave out --digit.")
     if digit is not None and digit not in class_names:
         raise BadInputError(f"--digit {digit!r} is not one of this generator's classes: {', '.join(class_names)}.")
     labels = (balanced_labels(count, len(class_names)) if digit is None

@@ -162,10 +162,12 @@ def test_digit_errors_are_clear(conditional_run, args, message):
 
 
 def test_digit_with_an_unconditional_generator_is_a_clear_error(tmp_path):
-    code, _, err = run_main("--generate", "5", "--digit", "7", "--pretrained",
-                                  "--output_dir", str(tmp_path / "out"))
-    assert code == 2 and "--digit 7 needs a conditional generator" in err
-    assert not os.path.exists(tmp_path / "out")
+    out = tmp_path / "out"
+    out.mkdir()
+    train_dcgan.build_generator(128, 8).save(str(out / "generator.keras"))  # as --noise_class 0 trains
+    code, _, err = run_main("--generate", "5", "--digit", "7", "--output_dir", str(out))
+    assert code == 2 and "--digit 7 needs a generator that draws classes" in err
+    assert sorted(os.listdir(out)) == ["generator.keras"]
 
 
 def test_conditional_generator_loads_with_plain_keras(conditional_run, tmp_path):

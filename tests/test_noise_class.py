@@ -77,3 +77,8 @@ def test_unlabelled_data_trains_without_it(tmp_path, small_digits):
     assert "noise class: off" in printed
     generator = train_dcgan.keras.models.load_model(str(tmp_path / "out" / "generator.keras"))
     assert train_dcgan.generator_classes(generator) == 0
+
+
+def test_noise_shorter_than_the_classes_is_a_clear_error(tmp_path):
+    code, _, err = run_main("--epochs", "1", *QUICK, "--latent_dim", "8", "--output_dir", str(tmp_path / "out"))
+    assert code == 2 and "--latent_dim 8 is shorter than the 10 classes" in err
