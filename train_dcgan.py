@@ -264,14 +264,15 @@ def noise_for_classes(noise, labels, classes):
     """`noise` with, in each row, its largest of the first `classes` components swapped into place `labels`, so
     that a generator whose noise picks the class draws those classes. A swap keeps the components' joint
     distribution, so the rest of the noise is as random as before."""
-    head = tf.convert_to_tensor(noise)[:, :classes]
+    noise = tf.convert_to_tensor(noise)
+    head = noise[:, :classes]
     labels = tf.cast(labels, tf.int32)
     largest = tf.reduce_max(head, axis=1, keepdims=True)
     at_label = tf.gather(head, labels, batch_dims=1)[:, None]
     is_label = tf.one_hot(labels, classes) > 0
     is_largest = tf.one_hot(tf.argmax(head, axis=1, output_type=tf.int32), classes) > 0
     head = tf.where(is_label, largest, tf.where(is_largest, at_label, head))
-    return tf.concat([head, tf.convert_to_tensor(noise)[:, classes:]], axis=1)
+    return tf.concat([head, noise[:, classes:]], axis=1)
 
 
 def build_discriminator(channels, dropout, group_std=0, classes=0, head_classes=0):
@@ -506,6 +507,7 @@ class SaveEveryEpoch(keras.callbacks.Callback):
         self.run_facts = run_facts or {}  # what state.json says of the whole run: its config, policy, spans
         self.plain_log = plain_log
         self.tensorboard = None
+        self.bytes_per_epoch = 0
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch, self.epoch_started = epoch + 1, time.perf_counter()
@@ -519,7 +521,8 @@ class SaveEveryEpoch(keras.callbacks.Callback):
         logs["epoch_seconds"] = time.perf_counter() - self.epoch_started
         logs["images_per_s"] = self.images_per_epoch / logs["epoch_seconds"]
         # A full disk is found before writing: h5py, failing halfway through a checkpoint, crashes the interpreter.
-        free, needed = shutil.disk_usage(self.output_dir).free, bytes_per_epoch(self.model)
+        self.bytes_per_epoch = self.bytes_per_epoch or bytes_per_epoch(self.model)  # the same every epoch
+        free, needed = shutil.disk_usage(self.output_dir).free, self.bytes_per_epoch
         try:
             if free < needed:
                 raise OSError(errno.ENOSPC, f"{free / 2 ** 20:.1f} MB free, about {needed / 2 ** 20:.0f} MB needed")
@@ -1737,8 +1740,8 @@ def generate_digits(output_dir, seed, count, generator_path, digit=None):
         raise BadInputError(f"--digit {digit!r} is not one of this generator's classes: {', '.join(class_names)}.")
     labels = (balanced_labels(count, len(class_names)) if digit is None
               else np.full(count, class_names.index(digit), np.int32))
+    out_dir = writable_folder(os.path.join(output_dir, "generated"))  # before the sampling it would waste
     images = sample(generator, fixed_noise(seed, count, latent_dim_of(generator)), labels)
-    out_dir = writable_folder(os.path.join(output_dir, "generated"))
     remove_files(os.path.join(out_dir, "digit_*.png"), os.path.join(out_dir, "labels.npy"))
     if class_names:
         save_npy(os.path.join(out_dir, "labels.npy"), labels)
