@@ -23,6 +23,7 @@ import hashlib
 import json
 import math
 import os
+import shlex
 import shutil
 import struct
 import subprocess
@@ -33,46 +34,48 @@ import warnings
 import zipfile
 import zlib
 
-# The script is written for TensorFlow: Keras 3 would otherwise follow a KERAS_BACKEND of "jax" or "torch".
-os.environ["KERAS_BACKEND"] = "tensorflow"
-# TensorFlow's C++ log: warnings and errors only; on a machine without an NVIDIA driver not even errors, since
-# there the GPU probe logs "failed call to cuInit ... UNKNOWN ERROR (303)" on every healthy run.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2" if os.path.exists("/proc/driver/nvidia") else "3")
-# While they load, TensorFlow's libraries print notes ("I0000 ... oneDNN custom operations are on", "Could not find
-# cuda drivers") straight to the process's stderr, before any log level applies. A child process stands in for
-# stderr meanwhile and passes on all but those notes: a fatal error printed there (an unsupported CPU, a broken CUDA
-# library) still reaches the user even when it kills this process, since the child reads on to the end.
-_startup_notes_filter = r"""
-import sys
-for line in sys.stdin.buffer:
-    if not line.startswith((b"I0000 ", b"W0000 ", b"WARNING: All log messages before absl::InitializeLog()",
-                            b"To enable the following instructions:")):
-        sys.stderr.buffer.write(line)
-        sys.stderr.flush()
-"""
-_notes_filter = subprocess.Popen([sys.executable, "-c", _startup_notes_filter], stdin=subprocess.PIPE)
-_stderr_copy = os.dup(2)
-os.dup2(_notes_filter.stdin.fileno(), 2)
-try:
-    import keras
-    import tensorflow as tf
-finally:
-    os.dup2(_stderr_copy, 2)
-    os.close(_stderr_copy)
-    _notes_filter.stdin.close()
-    _notes_filter.wait()
 
-import filelock  # noqa: E402  (after TensorFlow, whose start-up notes are kept off stderr above)
+def _import_tensorflow_and_keras():
+    """Import TensorFlow and Keras 3 as this script needs them, leaving the environment as it was. Keras 3 would
+    otherwise follow a KERAS_BACKEND of "jax" or "torch". TensorFlow's C++ log shows warnings and errors only, and on
+    a machine without an NVIDIA driver not even errors: there its GPU probe logs "failed call to cuInit ... UNKNOWN
+    ERROR (303)" on every healthy run. (TensorFlow's own start-up notes, "oneDNN custom operations are on" and the
+    like, come before any log level applies; they are harmless.)"""
+    wanted = {"KERAS_BACKEND": "tensorflow",
+              "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL",
+                                                     "2" if os.path.exists("/proc/driver/nvidia") else "3")}
+    before = {name: os.environ.get(name) for name in wanted}
+    os.environ.update(wanted)
+    try:
+        import keras
+        import tensorflow
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    if keras.backend.backend() != "tensorflow":
+        raise ImportError(f"train_dcgan needs Keras on TensorFlow, and this Python imported Keras on "
+                          f"{keras.backend.backend()} before it. Start a fresh Python (restart the notebook's kernel).")
+    return keras, tensorflow
+
+
+try:
+    keras, tf = _import_tensorflow_and_keras()
+except KeyboardInterrupt:
+    if __name__ != "__main__":
+        raise
+    print("interrupted while TensorFlow was loading; nothing was written.", file=sys.stderr)
+    sys.exit(130)
+import filelock  # noqa: E402
 import h5py  # noqa: E402
 import imageio.v3 as iio  # noqa: E402
-import matplotlib  # noqa: E402
 import numpy as np  # noqa: E402
 import scipy.linalg  # noqa: E402
 from keras import layers  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402  (not pyplot: no backend is chosen, none is changed)
 from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError  # noqa: E402
-
-matplotlib.use("Agg")  # plots go to files; no display is needed
-import matplotlib.pyplot as plt  # noqa: E402  (must follow the backend choice)
 
 # ----------------------------------------------------------------------------------------------------------------
 # Constants: every tunable of the script. Override any of them as `--lower_case_name value`.
@@ -91,7 +94,6 @@ D_LEARNING_RATE = 4e-4     # Adam learning rate of the discriminator
 G_LEARNING_RATE = 4e-4     # Adam learning rate of the generator
 G_LOSS = "logit"           # G's loss on D's logit l: "non_saturating" (-log sigmoid(l), DCGAN's) or "logit" (-l)
 R1_GAMMA = 0.1             # weight of D's gradient penalty on real digits (R1; 0 = off), applied every 16th step
-CLASS_HEAD = 0.3           # without NOISE_CLASS: weight of D's class head and G's reward for clear digits (0 = off)
 BETA_1 = 0.5               # Adam beta_1 of both (0.5 is the DCGAN paper's value)
 EMA_DECAY = 0.999          # samples and generator.keras average G's weights with this decay per step (0 = the latest)
 STRATEGY = "auto"          # "auto" (all GPUs mirrored when there are several), "mirrored", "multiworker" (TF_CONFIG)
@@ -115,7 +117,7 @@ SCRIPT_DIR = os.path.dirname(os.path.abspath(__file__))
 MNIST_PATH = os.path.join(SCRIPT_DIR, "data", "mnist.npz")  # MNIST's 70,000 digits (data/README.md: why, licence)
 
 
-class BadInputError(Exception):
+class FixableError(Exception):
     """Bad data, settings or paths. The message names the problem and how to fix it."""
 
 
@@ -139,11 +141,11 @@ def load_digits(data, split="train"):
             return (*load_npz(MNIST_PATH, split), f"MNIST {split} digits from {MNIST_PATH}")
         return (*load_keras_mnist(split), f"MNIST {split} digits from keras.datasets.mnist")
     if not os.path.exists(data):
-        raise BadInputError(f"--data {data!r} does not exist. Give a .npz file, a folder of MNIST IDX files or a "
+        raise FixableError(f"--data {data!r} does not exist. Give a .npz file, a folder of MNIST IDX files or a "
                             f"folder of images, or leave it as 'auto' for MNIST.")
     if os.path.isfile(data):
         if not data.endswith(".npz"):
-            raise BadInputError(f"--data {data!r} is a file but not a .npz. Give a Keras-format mnist.npz, "
+            raise FixableError(f"--data {data!r} is a file but not a .npz. Give a Keras-format mnist.npz, "
                                 f"a folder of IDX files or a folder of images.")
         loaded, source = load_npz(data, split), f"{split} digits from {data}"
     elif find_idx_file(data, "train-images-idx3-ubyte") or find_idx_file(data, "t10k-images-idx3-ubyte"):
@@ -154,8 +156,10 @@ def load_digits(data, split="train"):
 
 
 # The reference is what the metrics compare with; `pool` every training image before MAX_TRAIN_IMAGES picks some,
-# from which the metrics' real-data floor is drawn.
-TrainingData = collections.namedtuple("TrainingData", "images labels class_names source reference reference_name pool")
+# from which the metrics' real-data floor is drawn. `path`: DATA resolved ("auto" stays); `fingerprint`: a hash of
+# the images, labels and class names trained on, which tells a resumed run whether it still has the same data.
+TrainingData = collections.namedtuple(
+    "TrainingData", "images labels class_names source reference reference_name pool path fingerprint")
 
 
 def load_training_data(data, seed, max_train_images=0):
@@ -176,7 +180,10 @@ def load_training_data(data, seed, max_train_images=0):
         keep = np.sort(np.random.default_rng(seed).choice(len(images), max_train_images, replace=False))
         images, labels = images[keep], None if labels is None else labels[keep]
     class_indices, class_names = encode_labels(labels) if labels is not None else (None, [])
-    return TrainingData(images, class_indices, class_names, source, reference, reference_name, pool)
+    digest = hashlib.sha256(np.ascontiguousarray(images).tobytes())
+    digest.update(json.dumps(class_names).encode() + (b"" if labels is None else class_indices.tobytes()))
+    return TrainingData(images, class_indices, class_names, source, reference, reference_name, pool,
+                        data if data == "auto" else os.path.abspath(data), digest.hexdigest()[:16])
 
 
 def make_dataset(images, batch_size, seed, latent_dim, labels=None):
@@ -214,11 +221,43 @@ def without_autotune(dataset):
 # ------------------------------------------------------------------------------------------------------------------
 # The models: the generator (noise -> a 28x28 digit) and the discriminator (a digit -> a real/fake logit)
 # ------------------------------------------------------------------------------------------------------------------
-def build_generator(latent_dim, channels, classes=0, class_from_noise=False):
+# How a generator takes the class of the digit it draws: `count` classes (0: it knows none), picked by the largest
+# of its noise's first `count` components (`from_noise`, NOISE_CLASS) or given as a second input (CONDITIONAL).
+GeneratorClasses = collections.namedtuple("GeneratorClasses", "count from_noise")
+NO_CLASSES = GeneratorClasses(0, False)
+
+
+def run_classes(class_names, config):
+    """The one decision of how many classes a run's models know and how its generator takes them: the data's
+    classes, when it has two or more and CONDITIONAL or NOISE_CLASS is on (CONDITIONAL wins); else none."""
+    if len(class_names) < 2 or not (config["CONDITIONAL"] or config["NOISE_CLASS"]):
+        return NO_CLASSES
+    return GeneratorClasses(len(class_names), from_noise=not config["CONDITIONAL"])
+
+
+def generator_classes(generator):
+    """The same, read back from a built or saved generator."""
+    if len(generator.inputs) == 2:
+        return GeneratorClasses(generator.get_layer("class_vector").input_dim, from_noise=False)
+    count = next((layer.output.shape[-1] for layer in generator.layers if layer.name == "noise_class"), 0)
+    return GeneratorClasses(count, from_noise=bool(count))
+
+
+def generator_inputs(classes, noise, labels=None):
+    """What a generator that takes `classes` is fed for digits of classes `labels`: the noise alone, arranged to
+    pick them when the noise picks the class, or the noise and the labels."""
+    if not classes.count:
+        return noise
+    if classes.from_noise:
+        return noise_for_classes(noise, labels, classes.count)
+    return [noise, labels]
+
+
+def build_generator(latent_dim, channels, classes=NO_CLASSES):
     """Noise (n, latent_dim) -> digits (n, 28, 28, 1) in [0, 1]: Dense, Reshape, two stride-2 transposed convs
-    (7x7 -> 14x14 -> 28x28), then a 3x3 conv with a sigmoid. With `classes` > 0 a learned vector per class joins
-    the noise: in a conditional run the inputs are [noise, class index (n,)]; with `class_from_noise` the input is
-    the noise alone, and its largest of the first `classes` components names the class (see noise_for_classes).
+    (7x7 -> 14x14 -> 28x28), then a 3x3 conv with a sigmoid. With `classes` (a GeneratorClasses, see
+    run_classes) a learned vector per class joins the noise: the input is the noise alone, whose largest of the
+    first `classes.count` components names the class (see noise_for_classes), or [noise, class index (n,)].
 
     The last conv at full resolution gives the strokes a layer of their own. Batch norm after the hidden layers
     keeps the activations in range early in training; the output layer computes in float32 under mixed precision
@@ -237,23 +276,23 @@ def build_generator(latent_dim, channels, classes=0, class_from_noise=False):
         layers.LeakyReLU(0.2),
         layers.Conv2D(1, 3, padding="same", activation="sigmoid", dtype="float32"),
     ]
-    if not classes:
+    if not classes.count:
         return keras.Sequential([keras.Input((latent_dim,)), *body], name="generator")
     # The class enters once, through the first Dense layer: concatenating a class vector to the noise there
     # equals a learned per-class offset of every 7x7 feature, which the following layers carry into the strokes.
     noise = keras.Input((latent_dim,), name="noise")
-    if class_from_noise:
+    if classes.from_noise:
         # Keras has no argmax layer, so the one-hot class is a softmax of the first components scaled 100,000-fold
         # (standard layers only: the saved model loads anywhere). In float32, since bfloat16's 8-bit mantissa
         # would make near-equal components tie. A Dense layer without bias on a one-hot row is a class lookup.
         first = layers.Reshape((latent_dim, 1), dtype="float32")(noise)
-        first = layers.Reshape((classes,), dtype="float32")(
-            layers.Cropping1D((0, latent_dim - classes), dtype="float32")(first))
+        first = layers.Reshape((classes.count,), dtype="float32")(
+            layers.Cropping1D((0, latent_dim - classes.count), dtype="float32")(first))
         one_hot = layers.Softmax(dtype="float32", name="noise_class")(layers.Rescaling(1e5, dtype="float32")(first))
         inputs, class_vector = noise, layers.Dense(32, use_bias=False, name="class_vector")(one_hot)
     else:
         label = keras.Input((), dtype="int32", name="label")
-        inputs, class_vector = [noise, label], layers.Embedding(classes, 32, name="class_vector")(label)
+        inputs, class_vector = [noise, label], layers.Embedding(classes.count, 32, name="class_vector")(label)
     features = layers.Concatenate()([noise, class_vector])
     for layer in body:
         features = layer(features)
@@ -275,12 +314,10 @@ def noise_for_classes(noise, labels, classes):
     return tf.concat([head, noise[:, classes:]], axis=1)
 
 
-def build_discriminator(channels, dropout, group_std=0, classes=0, head_classes=0):
+def build_discriminator(channels, dropout, group_std=0, classes=0):
     """Digits (n, 28, 28, 1) -> one real/fake logit each: two stride-2 convs with LeakyReLU and Dropout, and
     with `group_std` > 0 the within-group spread as an extra 7x7 feature map before the output. With `classes`
-    > 0 the inputs are [digits, class index (n,)] and the logit also says whether the digit fits its class.
-    With `head_classes` > 0 (an unconditional run on labelled data) the outputs are [the logit, `head_classes`
-    class logits]: an auxiliary head that names the digit's class."""
+    > 0 the inputs are [digits, class index (n,)] and the logit also says whether the digit fits its class."""
     body = [
         layers.Conv2D(channels, 4, strides=2, padding="same"),  # 14x14
         layers.LeakyReLU(0.2),
@@ -292,17 +329,12 @@ def build_discriminator(channels, dropout, group_std=0, classes=0, head_classes=
         layers.Flatten(),
     ]
     realness = layers.Dense(1, dtype="float32")  # a logit: the loss applies the sigmoid, in float32
-    if not classes and not head_classes:
+    if not classes:
         return keras.Sequential([keras.Input(IMAGE_SHAPE), *body, realness], name="discriminator")
     image = keras.Input(IMAGE_SHAPE, name="image")
     features = image
     for layer in body:
         features = layer(features)
-    if head_classes:
-        # The head shares every layer with the real/fake verdict: learning which digit a real image is teaches
-        # those layers the strokes that make a digit, which the verdict on generated digits then uses.
-        class_logits = layers.Dense(head_classes, dtype="float32", name="class_head")(features)
-        return keras.Model(image, [realness(features), class_logits], name="discriminator")
     # A projection discriminator (Miyato & Koyama 2018): the logit gains the dot product of the digit's features
     # with a learned vector of its class. Unlike label maps stacked onto the image, the class costs one dot
     # product instead of wider convolutions, and D is asked the question directly: "is this a real 7?".
@@ -324,19 +356,16 @@ class DCGAN(keras.Model):
     of settling; the average sits nearer the middle and draws cleaner digits (Yazici et al. 2019).
     """
 
-    def __init__(self, generator, discriminator, ema_decay, g_loss_kind, r1_gamma=0.0, class_head_weight=0.0,
-                 **kwargs):
+    def __init__(self, generator, discriminator, ema_decay, g_loss_kind, r1_gamma=0.0, **kwargs):
         super().__init__(**kwargs)
         self.generator = generator
         self.discriminator = discriminator
         self.ema_decay = ema_decay
         self.g_loss_kind = g_loss_kind  # G_LOSS
         self.r1_gamma = r1_gamma
-        self.class_head_weight = class_head_weight  # CLASS_HEAD where D has a head, else 0
-        self.head_classes = discriminator.outputs[1].shape[-1] if len(discriminator.outputs) > 1 else 0
-        self.conditional = bool(generator_classes(generator))  # D judges each digit against its class
-        # How many classes the generator's noise picks from (NOISE_CLASS); 0 when the class is an input or none.
-        self.noise_classes = generator_classes(generator) if len(generator.inputs) == 1 else 0
+        # With classes, D judges each digit against its class, and G draws the real batch's classes: asked through
+        # its noise or through its second input.
+        self.classes = generator_classes(generator)
         # Under tf.distribute Keras divides each replica's loss by the number of replicas, so that the gradients
         # summed over devices are one batch's; the losses added here are divided alike, and the logs multiplied back.
         self.replicas = tf.distribute.get_strategy().num_replicas_in_sync
@@ -353,7 +382,6 @@ class DCGAN(keras.Model):
         self.d_optimizer = d_optimizer
         self.g_optimizer = g_optimizer
         self.loss_fn = loss_fn
-        self.class_loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         # Optimizer moments exist only after build; building now lets a checkpoint restore them.
         d_optimizer.build(self.discriminator.trainable_variables)
         g_optimizer.build(self.generator.trainable_variables)
@@ -372,7 +400,7 @@ class DCGAN(keras.Model):
     def call(self, noise, training=False):
         return self.ema_generator(noise, training=training)
 
-    def mirrorable(self, gradients):
+    def dense_gradients(self, gradients):
         """The gradients, with the class tables' made dense. An Embedding's gradient comes as IndexedSlices, one row
         per lookup, and MirroredStrategy's all-gather refuses the devices' differing row counts ("Shape mismatch in
         the collective"). Dense on every device count, so that N devices make the updates one device makes (Adam
@@ -395,34 +423,22 @@ class DCGAN(keras.Model):
             loss -= self.loss_fn(tf.zeros_like(fake_logits), fake_logits)
         return loss
 
-    def discriminate(self, images, condition):
-        """D's real/fake logits and, with a class head, its class logits (else None). `condition`: [] or, in a
-        conditional run, [the digits' classes]."""
-        outputs = self.discriminator([images, *condition] if condition else images, training=True)
-        return outputs if self.head_classes else (outputs, None)
+    def discriminate(self, images, labels):
+        """D's real/fake logits; `labels`: [] or, in a run with classes, [the digits' classes]."""
+        return self.discriminator([images, *labels] if labels else images, training=True)
 
-    def class_clarity_loss(self, class_logits):
-        """The generator's reward from the class head: each generated digit should read clearly as one class
-        (low entropy per digit), and the batch as every class equally (high entropy of the batch's mean), so
-        clarity is not bought by drawing only the easiest digit."""
-        probabilities = tf.nn.softmax(tf.cast(class_logits, "float32"))
-        per_digit = -tf.reduce_mean(tf.reduce_sum(probabilities * tf.math.log(probabilities + 1e-8), axis=1))
-        shares = tf.reduce_mean(probabilities, axis=0)
-        batch = -tf.reduce_sum(shares * tf.math.log(shares + 1e-8))
-        return (per_digit - batch) / self.replicas
-
-    def real_gradient_penalty(self, real_images, condition):
+    def real_gradient_penalty(self, real_images, labels):
         """R1 (Mescheder et al. 2018): gamma/2 times the squared gradient of D's logit with respect to real digits.
         A discriminator whose verdict changes steeply around the real digits pushes the generator back and forth
         across them; penalising the slope there lets both settle. Computed every R1_INTERVAL-th step only, and
         scaled up by as much ("lazy" regularisation, Karras et al. 2020): the same average pull for a sixteenth
-        of the cost. `condition`: [] or, in a run with classes, [the digits' classes]."""
+        of the cost. `labels`: [] or, in a run with classes, [the digits' classes]."""
         real_images = tf.convert_to_tensor(real_images)  # a tape watches tensors only (train_step on NumPy batches)
 
         def penalty():
             with tf.GradientTape() as tape:
                 tape.watch(real_images)
-                logit_sum = tf.reduce_sum(self.discriminate(real_images, condition)[0])
+                logit_sum = tf.reduce_sum(self.discriminate(real_images, labels))
             slopes = tf.cast(tape.gradient(logit_sum, real_images), "float32")
             squared_slopes = tf.reduce_mean(tf.reduce_sum(tf.square(slopes), [1, 2, 3]))
             return 0.5 * self.r1_gamma * R1_INTERVAL * squared_slopes / self.replicas
@@ -430,13 +446,9 @@ class DCGAN(keras.Model):
         return tf.cond(self.d_optimizer.iterations % R1_INTERVAL == 0, penalty, lambda: 0.0)
 
     def train_step(self, data):
-        # A conditional run's batches carry the real digits' classes as well; the generated digits are asked for
-        # the same classes, so the discriminator cannot tell real from generated by how often a class comes up.
-        # An unconditional run with a class head gets the classes too, for the head alone.
+        # In a run with classes the batches carry the real digits' classes ([] else); the generated digits are
+        # asked for the same classes, so the discriminator cannot tell real from generated by how often one comes.
         real_images, noise, *labels = data
-        condition = labels if self.conditional else []
-        if self.noise_classes:  # the noise itself asks for the real digits' classes
-            noise = noise_for_classes(noise, labels[0], self.noise_classes)
         batch_size = tf.shape(real_images)[0]
         ones = tf.ones((batch_size, 1))
         zeros = tf.zeros((batch_size, 1))
@@ -445,27 +457,21 @@ class DCGAN(keras.Model):
         # learns from it, then the generator is scored on it by the updated discriminator. A second generator
         # pass on fresh noise would cost a quarter of the generator's work per step.
         with tf.GradientTape() as g_tape:
-            fake_images = self.generator([noise, *condition] if condition and not self.noise_classes else noise,
-                                         training=True)
+            fake_images = self.generator(generator_inputs(self.classes, noise, *labels), training=True)
             # Discriminator: one call on real and generated digits together, half the calls of two batches.
             with tf.GradientTape() as d_tape:
                 both = tf.concat([real_images, tf.stop_gradient(fake_images)], axis=0)
-                logits, class_logits = self.discriminate(both, [tf.concat([l, l], axis=0) for l in condition])
+                logits = self.discriminate(both, [tf.concat([label, label], axis=0) for label in labels])
                 d_loss = self.loss_fn(tf.concat([ones, zeros], axis=0), logits)
-                if self.class_head_weight:  # the head learns from real digits only: their labels are the truth
-                    d_loss += self.class_head_weight * self.class_loss_fn(labels[0], class_logits[:batch_size])
-                penalty = self.real_gradient_penalty(real_images, condition) if self.r1_gamma else 0.0
+                penalty = self.real_gradient_penalty(real_images, labels) if self.r1_gamma else 0.0
                 scaled_loss = self.d_optimizer.scale_loss(d_loss + penalty)  # float16 loss scaling; else a no-op
-            grads = self.mirrorable(d_tape.gradient(scaled_loss, self.discriminator.trainable_variables))
+            grads = self.dense_gradients(d_tape.gradient(scaled_loss, self.discriminator.trainable_variables))
             self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_variables))
 
             # Generator: the same digits, scored by the just-updated discriminator, labelled "real".
-            fake_logits, fake_class_logits = self.discriminate(fake_images, condition)
-            g_loss = self.generator_loss(fake_logits)
-            if self.class_head_weight:
-                g_loss += self.class_head_weight * self.class_clarity_loss(fake_class_logits)
+            g_loss = self.generator_loss(self.discriminate(fake_images, labels))
             scaled_loss = self.g_optimizer.scale_loss(g_loss)
-        grads = self.mirrorable(g_tape.gradient(scaled_loss, self.generator.trainable_variables))
+        grads = self.dense_gradients(g_tape.gradient(scaled_loss, self.generator.trainable_variables))
         self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_variables))
         self.update_ema_generator()
 
@@ -484,9 +490,31 @@ class DCGAN(keras.Model):
 # ------------------------------------------------------------------------------------------------------------------
 # After each epoch: the sample grid, the logs, the metrics, the models, the checkpoint; at the end, the GIF
 # ------------------------------------------------------------------------------------------------------------------
-class SaveEveryEpoch(keras.callbacks.Callback):
-    """Everything the run keeps, written when an epoch ends, in the order on_epoch_end gives; a NaN or infinite
-    loss at any step stops the run before the bad epoch overwrites anything.
+class StopOnNonFiniteLoss(keras.callbacks.Callback):
+    """Stops the run at the first NaN or infinite loss, before the bad epoch's outputs overwrite the last good ones.
+    keras.callbacks.TerminateOnNaN watches only logs["loss"], which a GAN reporting d_loss/g_loss never has."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch + 1
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.stop_if_not_finite(logs, f"at step {batch + 1} of epoch {self.epoch}")
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.stop_if_not_finite(logs, f"at the end of epoch {epoch + 1}")
+
+    @staticmethod
+    def stop_if_not_finite(logs, where):
+        bad = {k: float(v) for k, v in (logs or {}).items() if k in ("d_loss", "g_loss") and not math.isfinite(float(v))}
+        if bad:
+            raise TrainingDivergedError(
+                f"{', '.join(f'{k}={v}' for k, v in bad.items())} {where}. The outputs and checkpoint of the last "
+                f"finished epoch are kept; lower --d_learning_rate/--g_learning_rate or use --precision float32, then "
+                f"run again to resume from that epoch.")
+
+
+class EpochOutputs(keras.callbacks.Callback):
+    """Everything the run keeps, written when an epoch ends, in the order on_epoch_end gives.
 
     Keras' BackupAndRestore would write the checkpoint in place (a kill while it writes leaves a corrupt one) and
     restore only `model.optimizer`, not the two this model has, so the checkpoint is written here, atomically.
@@ -507,17 +535,14 @@ class SaveEveryEpoch(keras.callbacks.Callback):
         self.run_facts = run_facts or {}  # what state.json says of the whole run: its config, policy, spans
         self.plain_log = plain_log
         self.tensorboard = None
+        self.notebook_grid = None
         self.bytes_per_epoch = 0
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch, self.epoch_started = epoch + 1, time.perf_counter()
 
-    def on_train_batch_end(self, batch, logs=None):
-        stop_if_not_finite(logs, f"at step {batch + 1} of epoch {self.epoch}")
-
     def on_epoch_end(self, epoch, logs=None):
         epoch += 1
-        stop_if_not_finite(logs, f"at the end of epoch {epoch}")
         logs["epoch_seconds"] = time.perf_counter() - self.epoch_started
         logs["images_per_s"] = self.images_per_epoch / logs["epoch_seconds"]
         # A full disk is found before writing: h5py, failing halfway through a checkpoint, crashes the interpreter.
@@ -533,7 +558,7 @@ class SaveEveryEpoch(keras.callbacks.Callback):
             self.write_checkpoint(epoch)  # a run killed before this resumes at this epoch and rewrites the above so
             self.write_tensorboard(epoch, logs, quality, grid)  # after the checkpoint: no epoch is logged twice
         except OSError as error:
-            raise BadInputError(f"epoch {epoch} could not be saved in {self.output_dir} ({error.strerror or error}). "
+            raise FixableError(f"epoch {epoch} could not be saved in {self.output_dir} ({error.strerror or error}). "
                                 f"{f'Epoch {epoch - 1} is kept whole' if epoch > 1 else 'Nothing is lost'}: "
                                 f"make room on that disk (or fix the folder), then run the same command again to "
                                 f"resume from there.") from None
@@ -546,8 +571,15 @@ class SaveEveryEpoch(keras.callbacks.Callback):
         # The model's call() is its sampler (the averaged generator). training=False: batch norm uses its
         # running statistics, as it will when the generator is used later.
         images = self.model(self.grid_inputs, training=False)
-        return save_grid_png(np.asarray(images), sample_path(os.path.join(self.output_dir, "samples"), epoch),
-                             self.grid_rows)
+        path = sample_path(os.path.join(self.output_dir, "samples"), epoch)
+        grid = save_grid_png(np.asarray(images), path, self.grid_rows)
+        if in_notebook():  # the grid under the progress bar, the same picture replaced each epoch
+            from IPython.display import Image as NotebookImage, display
+            if self.notebook_grid is None:
+                self.notebook_grid = display(NotebookImage(filename=path), display_id=True)
+            else:
+                self.notebook_grid.update(NotebookImage(filename=path))
+        return grid
 
     def write_history(self, epoch, logs):
         # Rewritten whole, not appended as keras.callbacks.CSVLogger does: a kill can leave no half row, and a
@@ -563,7 +595,7 @@ class SaveEveryEpoch(keras.callbacks.Callback):
     def write_metrics(self, epoch):
         started = time.perf_counter()
         metrics = self.evaluator.evaluate_generator(self.model.ema_generator, self.class_names)
-        newline = "\n" if sys.stdout.isatty() else ""  # on a terminal, step off the progress bar's line
+        newline = "" if self.plain_log else "\n"  # step off the progress bar's line
         print(f"{newline}epoch {epoch} quality ({time.perf_counter() - started:.0f} s): {format_metrics(metrics)}",
               flush=True)
         print_mode_collapse_warnings(metrics, self.metrics_rows[-1] if self.metrics_rows else None,
@@ -589,16 +621,17 @@ class SaveEveryEpoch(keras.callbacks.Callback):
             self.run_facts, epoch=epoch, epochs=self.last_epoch, finished=epoch == self.last_epoch,
             weights=weights_name,
             random_states=[variable.numpy().tolist() for variable in random_state_variables(self.model)]))
-        # The older epochs' weights go, and so do the temporary files of a save that was killed (the run holds the
-        # folder's lock, so no other process is writing here).
-        for name in os.listdir(checkpoint_dir):
-            if name.startswith(("epoch_", ".tmp-")) and name != weights_name:
-                os.remove(os.path.join(checkpoint_dir, name))
+        # The older epochs' weights go (this script's only: the record says which).
+        remove_outputs(self.output_dir, keep=lambda name: not name.startswith("checkpoint/epoch_")
+                       or name == f"checkpoint/{weights_name}")
 
     def write_tensorboard(self, epoch, logs, quality, grid):
         """OUTPUT_DIR/tensorboard/: the epoch's logs, its quality metrics and its sample grid, at step = epoch."""
         folder = os.path.join(self.output_dir, "tensorboard")
-        self.tensorboard = self.tensorboard or tf.summary.create_file_writer(folder)
+        if self.tensorboard is None:  # its file's name (time, host, process) is known only once it is made
+            there = set(os.listdir(folder)) if os.path.isdir(folder) else set()
+            self.tensorboard = tf.summary.create_file_writer(folder)
+            record_outputs(self.output_dir, [f"tensorboard/{name}" for name in set(os.listdir(folder)) - there])
         scalars = {**{name: float(value) for name, value in logs.items()},
                    **{f"quality/{name}": value for name, value in quality.items()}}
         with self.tensorboard.as_default(step=epoch):
@@ -629,7 +662,7 @@ def write_training_gif(output_dir, last_epoch, frame_seconds):
     try:
         write_gif(gif_path, frames, frame_seconds)
     except OSError as error:
-        raise BadInputError(f"the run's {last_epoch} epochs are trained and saved, but {gif_path} could not be "
+        raise FixableError(f"the run's {last_epoch} epochs are trained and saved, but {gif_path} could not be "
                             f"written ({error}). Fix that (a full disk, the folder's permissions), then run the "
                             f"same command again: it writes the GIF, training nothing.") from None
     return gif_path
@@ -649,11 +682,12 @@ def train(config, restart=False):
     # shared) and the data, before anything is written.
     policy = choose_precision(config["PRECISION"])
     state = None if restart else read_checkpoint_state(checkpoint_dir_of(config["OUTPUT_DIR"]))
-    done_epochs = epochs_done(state, config, policy)
+    done_epochs = check_resumable(state, config, policy)
     check_workers_agree(strategy, "the epoch to resume from", done_epochs)
     finished = state is not None and done_epochs == config["EPOCHS"]
     data = None if finished else load_training_data(config["DATA"], config["SEED"], config["MAX_TRAIN_IMAGES"])
     if data is not None:
+        check_same_data(state, data, config["OUTPUT_DIR"])
         check_training_data(data, config["BATCH_SIZE"], config["CONDITIONAL"])
         check_batch_per_replica(config["BATCH_SIZE"], config["D_GROUP_STD"], strategy.num_replicas_in_sync)
     output_dir = config["OUTPUT_DIR"] if chief else tempfile.mkdtemp(prefix="dcgan-worker-")
@@ -668,73 +702,66 @@ def train(config, restart=False):
                   f"from its grids). To train it further, pass a larger --epochs; to start over, {HOW_TO_START_ANEW}.")
             return 0
 
-        # 2. Build the models and the metrics, the last things that can fail before the old run is discarded.
-        classes, head_classes = model_classes(data.class_names, config)
-        if classes and not config["CONDITIONAL"] and config["LATENT_DIM"] < classes:
-            raise BadInputError(f"--latent_dim {config['LATENT_DIM']} is shorter than the {classes} classes the noise "
-                                f"must pick from (NOISE_CLASS). Use --latent_dim {classes} or more, or "
-                                f"--noise_class 0.")
-        print(f"data: {len(data.images):,} training images: {data.source}"
-              + (f", {classes} classes ({', '.join(data.class_names)})" if classes else "")
-              + (", each generated digit's class picked by its noise" if classes and not config["CONDITIONAL"] else "")
-              + (f"; the discriminator's class head names {head_classes} classes" if head_classes else ""))
-        if config["NOISE_CLASS"] and not classes:
-            print("noise class: off, since the data has no labels of two or more classes to learn it from")
-        if config["CLASS_HEAD"] and not classes and not head_classes:
-            print("class head: off, since the data has no labels of two or more classes to train it on")
+        # 2. Build the models and the metrics, the last things that can fail before anything is written.
+        classes = run_classes(data.class_names, config)
+        if classes.from_noise and config["LATENT_DIM"] < classes.count:
+            raise FixableError(f"--latent_dim {config['LATENT_DIM']} is shorter than the {classes.count} classes the "
+                               f"noise must pick from (NOISE_CLASS). Use --latent_dim {classes.count} or more, or "
+                               f"--noise_class 0.")
         steps_per_epoch = len(data.images) // config["BATCH_SIZE"]
         keras.utils.set_random_seed(config["SEED"])  # initial weights, dropout masks, Python's and NumPy's draws
         # Keras 3.15's multi-step loop fails under tf.distribute's strategies ("You must feed a value for
         # placeholder tensor", keras-team/keras#19246; MultiWorkerMirroredStrategy otherwise): one step per call.
         distributed = strategy is not tf.distribute.get_strategy()
         steps_per_execution = 1 if distributed else min(config["STEPS_PER_EXECUTION"], steps_per_epoch)
-        dcgan = build_dcgan(config, strategy, classes, head_classes, policy, steps_per_execution)
-        print(f"training on {training_devices()}")
-        print(f"precision policy: {policy}; {strategy.num_replicas_in_sync} replica(s) "
-              f"({type(strategy).__name__}), {config['BATCH_SIZE']} digits per step in all")
-        dcgan.generator.summary()
-        dcgan.discriminator.summary()
+        dcgan = build_dcgan(config, strategy, classes, policy, steps_per_execution)
+        print(f"data: {len(data.images):,} training images: {data.source}" + describe_classes(data, classes, config))
+        replicas = strategy.num_replicas_in_sync
+        print(f"training on {training_devices()}; precision {policy}; "
+              f"{f'{replicas} devices mirrored' if distributed else 'one device'}, {config['BATCH_SIZE']} digits a step")
+        print(f"models: generator {dcgan.generator.count_params():,} parameters, discriminator "
+              f"{dcgan.discriminator.count_params():,} (layer by layer in {os.path.join(output_dir, 'models.txt')})")
         evaluator = None
         if config["METRICS_EVERY"] and chief:
             evaluator = build_quality_evaluator(data, config["METRICS_SAMPLES"], config["LATENT_DIM"], config["SEED"])
 
-        # 3. Restore the old run, or discard it (--restart), and write what the run keeps from its start.
-        if restart and chief:
-            discard_run(output_dir)
+        # 3. Claim the run's files (stopping, with nothing touched, where one of their names is taken by a file the
+        # script did not write); discard an earlier run's files (--restart, or a run killed before its first
+        # epoch), or restore it; write what the run keeps from its start.
+        run_files = RUN_FILES + epoch_files(range(done_epochs + 1, config["EPOCHS"] + 1))
+        refuse_files_not_ours(output_dir, run_files)
+        discarded = discard_run(output_dir) if state is None else 0
+        record_outputs(output_dir, run_files)
+        remove_unfinished_writes(output_dir)
         if state is None:
-            print(f"{'--restart' if restart else 'no run in ' + config['OUTPUT_DIR']}: training from scratch")
-            remove_files(os.path.join(output_dir, "samples", "epoch_*.png"))  # an earlier run's grids, not this GIF's
+            print(f"{'--restart' if restart else 'no run in ' + config['OUTPUT_DIR']}: "
+                  f"{f'discarded the earlier run ({discarded} files), ' if discarded else ''}training from scratch")
         else:
             restore_checkpoint(dcgan, checkpoint_dir_of(config["OUTPUT_DIR"]), state)
         check_workers_agree(strategy, "the restored weights", int(weights_fingerprint(dcgan)[:6], 16))
+        write_model_tables([dcgan.generator, dcgan.discriminator], os.path.join(output_dir, "models.txt"))
         shown = random_order(config["SEED"], len(data.images))[:config["GRID_ROWS"] ** 2]
         save_grid_png(data.images[shown], os.path.join(output_dir, "real_samples.png"))
-        if classes:
+        if classes.count:
             write_json(os.path.join(output_dir, "classes.json"), data.class_names)
 
-        # 4. Fit; SaveEveryEpoch writes every output after each epoch, the checkpoint among them.
-        interactive = sys.stdout.isatty()
-        save_every_epoch = SaveEveryEpoch(
+        # 4. Fit; EpochOutputs writes every output after each epoch, the checkpoint among them.
+        progress_bar = progress_bar_works()
+        epoch_outputs = EpochOutputs(
             output_dir, config["EPOCHS"], steps_per_epoch * config["BATCH_SIZE"],
-            fixed_sample_inputs(config["SEED"], config["GRID_ROWS"], config["LATENT_DIM"], classes,
-                                class_from_noise=not config["CONDITIONAL"]),
-            evaluator, config["METRICS_EVERY"], data.class_names if classes else [],
+            fixed_sample_inputs(config["SEED"], config["GRID_ROWS"], config["LATENT_DIM"], classes),
+            evaluator, config["METRICS_EVERY"], data.class_names if classes.count else [],
             read_csv_rows(os.path.join(output_dir, "history.csv"), done_epochs),
             read_csv_rows(os.path.join(output_dir, "metrics.csv"), done_epochs),
-            run_facts={"config": config, "policy": policy, "head_classes": head_classes,
-                       "spans": settings_spans(state, config, done_epochs)},
-            plain_log=not interactive)
+            run_facts={"config": config, "policy": policy, "spans": settings_spans(state, config, done_epochs),
+                       "data": {"path": data.path, "source": data.source, "fingerprint": data.fingerprint}},
+            plain_log=not progress_bar)
         dataset = make_dataset(data.images, config["BATCH_SIZE"], config["SEED"], config["LATENT_DIM"],
-                               data.labels if classes or head_classes else None)
+                               data.labels if classes.count else None)
         skip_done_epochs(dataset, done_epochs)
         training_started = time.perf_counter()
-        try:
-            dcgan.fit(dataset, epochs=config["EPOCHS"], initial_epoch=done_epochs, callbacks=[save_every_epoch],
-                      shuffle=False, verbose=1 if interactive else 0)
-        except KeyboardInterrupt:
-            state = read_checkpoint_state(checkpoint_dir_of(output_dir))
-            print(f"\ninterrupted after epoch {state['epoch'] if state else 0}; run the same command again to resume.")
-            return 130
+        dcgan.fit(dataset, epochs=config["EPOCHS"], initial_epoch=done_epochs,
+                  callbacks=[StopOnNonFiniteLoss(), epoch_outputs], shuffle=False, verbose=1 if progress_bar else 0)
         training_seconds = time.perf_counter() - training_started
 
         # 5. Finish: the GIF, from the grids there are; the run is finished whether or not it can be written.
@@ -748,11 +775,21 @@ def train(config, restart=False):
         return 0
 
 
-def build_dcgan(config, strategy=None, classes=0, head_classes=0, policy=None, steps_per_execution=None):
+def describe_classes(data, classes, config):
+    """The data line's end: what the run does with the data's classes, or why it has none."""
+    if classes.count:
+        return (f", {classes.count} classes ({', '.join(data.class_names)}), "
+                + ("each generated digit's class picked by its noise" if classes.from_noise else "asked for by label"))
+    if config["NOISE_CLASS"] or config["CONDITIONAL"]:
+        return (f"; no classes ({'--conditional' if config['CONDITIONAL'] else 'noise class'} off), since "
+                + ("the data has no labels" if data.labels is None else f"it has only the class {data.class_names}"))
+    return "; classes not used (--noise_class 0)"
+
+
+def build_dcgan(config, strategy=None, classes=NO_CLASSES, policy=None, steps_per_execution=None):
     """Generator, discriminator and the compiled DCGAN, built in the strategy's scope under `policy` (default: the
-    one PRECISION resolves to); with `classes` > 0, both models know the classes; with `head_classes` > 0, the
-    discriminator has a class head of that many classes, weighted CLASS_HEAD. `steps_per_execution`: default
-    STEPS_PER_EXECUTION."""
+    one PRECISION resolves to); `classes` (see run_classes): what both models know of the classes.
+    `steps_per_execution`: default STEPS_PER_EXECUTION."""
     strategy = strategy or tf.distribute.get_strategy()
     policy = policy or choose_precision(config["PRECISION"])
     keras.mixed_precision.set_global_policy(policy)
@@ -763,12 +800,9 @@ def build_dcgan(config, strategy=None, classes=0, head_classes=0, policy=None, s
         return keras.optimizers.LossScaleOptimizer(optimizer) if policy == "mixed_float16" else optimizer
 
     with strategy.scope():
-        dcgan = DCGAN(build_generator(config["LATENT_DIM"], config["G_CHANNELS"], classes,
-                                      class_from_noise=not config["CONDITIONAL"]),
-                      build_discriminator(config["D_CHANNELS"], config["DROPOUT"], config["D_GROUP_STD"], classes,
-                                          head_classes),
-                      config["EMA_DECAY"], config["G_LOSS"], config["R1_GAMMA"],
-                      config["CLASS_HEAD"] if head_classes else 0.0)
+        dcgan = DCGAN(build_generator(config["LATENT_DIM"], config["G_CHANNELS"], classes),
+                      build_discriminator(config["D_CHANNELS"], config["DROPOUT"], config["D_GROUP_STD"], classes.count),
+                      config["EMA_DECAY"], config["G_LOSS"], config["R1_GAMMA"])
         dcgan.compile(
             d_optimizer=adam(config["D_LEARNING_RATE"]),
             g_optimizer=adam(config["G_LEARNING_RATE"]),
@@ -791,7 +825,7 @@ def class_indices_from(labels, where):
     elif labels.ndim == 2 and np.isin(labels, (0, 1)).all() and (labels.sum(1) == 1).all():
         labels = labels.argmax(1)
     if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer) and not np.all(labels == np.round(labels)):
-        raise BadInputError(f"{where} holds labels of shape {labels.shape} ({labels.dtype}); expected one whole "
+        raise FixableError(f"{where} holds labels of shape {labels.shape} ({labels.dtype}); expected one whole "
                             f"number per image, shape (N,), (N, 1) or one-hot (N, classes).")
     return labels.astype(np.int64)
 
@@ -800,11 +834,11 @@ def checked_digits(images, labels, images_name, labels_name):
     """uint8 digits (N, 28, 28) and one label each -> (float digits, class indices); anything else is refused with
     what was found."""
     if images.ndim != 3 or images.shape[1:] != (28, 28) or images.dtype != np.uint8:
-        raise BadInputError(f"{images_name} holds {images.dtype} images of shape {images.shape}; expected (N, 28, 28) "
+        raise FixableError(f"{images_name} holds {images.dtype} images of shape {images.shape}; expected (N, 28, 28) "
                             f"uint8 digits, pixel values 0-255.")
     labels = class_indices_from(labels, labels_name)
     if len(labels) != len(images):
-        raise BadInputError(f"{labels_name} holds {len(labels)} labels for {len(images)} images; they must match one "
+        raise FixableError(f"{labels_name} holds {len(labels)} labels for {len(images)} images; they must match one "
                             f"to one.")
     return to_unit_float(images), labels
 
@@ -818,10 +852,10 @@ def load_npz(path, split="train"):
                 return None
             images, labels = archive[f"x_{split}"], archive[f"y_{split}"]
     except KeyError:
-        raise BadInputError(f"{path} has no x_{split}/y_{split} arrays. Give an npz in the Keras mnist.npz "
+        raise FixableError(f"{path} has no x_{split}/y_{split} arrays. Give an npz in the Keras mnist.npz "
                             f"layout (x_train, y_train, and optionally x_test, y_test).") from None
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-        raise BadInputError(f"{path} is not a readable .npz file ({error}). Re-create or re-download it.") from None
+        raise FixableError(f"{path} is not a readable .npz file ({error}). Re-create or re-download it.") from None
     return checked_digits(images, labels, f"{path}: x_{split}", f"{path}: y_{split}")
 
 
@@ -835,7 +869,7 @@ def read_idx(path):
         if not ndim or len(raw) != 4 + 4 * ndim + math.prod(shape):
             raise ValueError("not an IDX file of unsigned bytes, or truncated or padded")
     except (OSError, EOFError, zlib.error, ValueError, struct.error) as error:  # zlib: a damaged stream in a .gz
-        raise BadInputError(f"{path} cannot be read ({error}). Re-download the MNIST IDX files.") from None
+        raise FixableError(f"{path} cannot be read ({error}). Re-download the MNIST IDX files.") from None
     return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
 
 
@@ -854,7 +888,7 @@ def load_idx_folder(folder, split="train"):
     if split == "test" and images_path is None:
         return None
     if images_path is None or labels_path is None:
-        raise BadInputError(f"{folder} lacks {prefix}-images-idx3-ubyte or {prefix}-labels-idx1-ubyte "
+        raise FixableError(f"{folder} lacks {prefix}-images-idx3-ubyte or {prefix}-labels-idx1-ubyte "
                             f"(plain or .gz). Put both MNIST IDX files there.")
     return checked_digits(read_idx(images_path), read_idx(labels_path), images_path, labels_path)
 
@@ -923,7 +957,7 @@ def load_image_folder(folder):
             print(f"warning: skipped {len(paths)} file(s) in {folder} {what}: "
                   f"{', '.join(paths[:5])}{' ...' if len(paths) > 5 else ''}")
     if not digits:
-        raise BadInputError(f"{folder} holds no readable images. Put PNG/JPEG/... digit images in it "
+        raise FixableError(f"{folder} holds no readable images. Put PNG/JPEG/... digit images in it "
                             f"(any size or colour mode; they are converted to 28x28 grayscale).")
     return to_unit_float(np.stack(digits)), None if None in labels else np.array(labels)
 
@@ -944,7 +978,7 @@ def load_keras_mnist(split="train"):
     try:
         (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
     except Exception as error:  # the loader raises whatever its download hit
-        raise BadInputError(f"MNIST could not be loaded: {MNIST_PATH}, which comes with the repository, is missing, "
+        raise FixableError(f"MNIST could not be loaded: {MNIST_PATH}, which comes with the repository, is missing, "
                             f"and Keras' download failed ({error}). Restore the file with `git checkout -- data` "
                             f"(or copy it from a fresh clone), or pass --data PATH to a local mnist.npz, IDX folder "
                             f"or image folder.") from None
@@ -979,33 +1013,14 @@ def encode_labels(labels):
 def check_training_data(data, batch_size, conditional):
     """Refuse what cannot be trained: fewer images than a batch, a conditional run without two classes."""
     if batch_size > len(data.images):
-        raise BadInputError(f"--batch_size {batch_size} is larger than the {len(data.images)} training "
+        raise FixableError(f"--batch_size {batch_size} is larger than the {len(data.images)} training "
                             f"images. Use a smaller --batch_size or more images.")
     if conditional and len(data.class_names) < 2:
         have = "has no labels" if data.labels is None else f"has only the class {data.class_names}"
-        raise BadInputError(f"--conditional 1 needs labelled images of at least two classes, and {data.source} "
+        raise FixableError(f"--conditional 1 needs labelled images of at least two classes, and {data.source} "
                             f"{have}. Use MNIST (--data auto), an .npz with y_train, MNIST IDX files with their "
                             f"labels file, or an image folder with one subfolder per class (my_digits/0/*.png, "
                             f"my_digits/1/*.png, ...); or train unconditionally with --conditional 0.")
-
-
-def run_classes(class_names, conditional, noise_class):
-    """How many classes the run's models know: the data's, in a conditional run or with NOISE_CLASS on and two
-    classes or more; else 0 (unlabelled data, or both off)."""
-    return len(class_names) if (conditional or noise_class) and len(class_names) > 1 else 0
-
-
-def model_classes(class_names, config):
-    """(how many classes the models know, how many the discriminator's class head names) for data of these class
-    names under these settings (CONDITIONAL, NOISE_CLASS, CLASS_HEAD)."""
-    classes = run_classes(class_names, config["CONDITIONAL"], config["NOISE_CLASS"])
-    return classes, head_class_count(class_names, bool(classes), config["CLASS_HEAD"])
-
-
-def head_class_count(class_names, has_classes, weight):
-    """How many classes the discriminator's class head names: the data's, in a run whose models know no classes
-    (`has_classes` False), with the head on (CLASS_HEAD > 0) and two classes or more; else 0, no head."""
-    return len(class_names) if not has_classes and weight and len(class_names) > 1 else 0
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -1046,27 +1061,9 @@ class GroupStdDev(layers.Layer):
         return dict(super().get_config(), group_size=self.group_size)
 
 
-def generator_classes(generator):
-    """How many classes a (saved) generator draws on request; 0 for an unconditional one."""
-    if len(generator.inputs) == 2:
-        return generator.get_layer("class_vector").input_dim
-    return next((layer.output.shape[-1] for layer in generator.layers if layer.name == "noise_class"), 0)
-
-
 def latent_dim_of(generator):
     """The length of the noise vector a (saved) generator takes."""
     return generator.inputs[0].shape[-1]
-
-
-def generator_inputs(generator, noise, labels):
-    """What to feed the generator for digits of classes `labels`: the noise, plus the class indices for a
-    conditional one, or the noise arranged to pick them for one whose noise picks the class."""
-    classes = generator_classes(generator)
-    if not classes:
-        return noise
-    if len(generator.inputs) == 2:
-        return [noise, np.asarray(labels, np.int32)]
-    return np.asarray(noise_for_classes(noise, labels, classes))
 
 
 def fixed_noise(seed, count, latent_dim):
@@ -1074,17 +1071,15 @@ def fixed_noise(seed, count, latent_dim):
     return np.random.default_rng(seed).standard_normal((count, latent_dim)).astype(np.float32)
 
 
-def fixed_sample_inputs(seed, rows, latent_dim, classes=0, class_from_noise=False):
+def fixed_sample_inputs(seed, rows, latent_dim, classes=None):
     """(generator inputs, rows) of every epoch's sample grid: rows x rows digits from noise drawn from SEED alone
     (a resumed run gets the same); for a run with classes one row per class, the same noise down each column, so
     every class is seen improving side by side (and the noise's share of the look, the style, along each row)."""
     noise = fixed_noise(seed, rows ** 2, latent_dim)
-    if not classes:
+    if not classes or not classes.count:
         return noise, None
-    columns, labels = np.tile(noise[:rows], (classes, 1)), np.repeat(np.arange(classes, dtype=np.int32), rows)
-    if class_from_noise:
-        return np.asarray(noise_for_classes(columns, labels, classes)), classes
-    return [columns, labels], classes
+    labels = np.repeat(np.arange(classes.count, dtype=np.int32), rows)
+    return generator_inputs(classes, np.tile(noise[:rows], (classes.count, 1)), labels), classes.count
 
 
 def float32_copy(model):
@@ -1127,10 +1122,8 @@ HISTORY_COLUMNS = ["epoch", "d_loss", "g_loss", "d_real", "d_fake", "images_per_
 RESUME_SETTINGS = ["CONDITIONAL", "NOISE_CLASS", "LATENT_DIM", "G_CHANNELS", "D_CHANNELS", "D_GROUP_STD",
                    "BATCH_SIZE", "DATA", "MAX_TRAIN_IMAGES", "SEED"]
 # Settings that may change when a run continues; state.json keeps those of each span of epochs.
-TRAINING_SETTINGS = ["D_LEARNING_RATE", "G_LEARNING_RATE", "BETA_1", "G_LOSS", "R1_GAMMA", "CLASS_HEAD", "EMA_DECAY",
+TRAINING_SETTINGS = ["D_LEARNING_RATE", "G_LEARNING_RATE", "BETA_1", "G_LOSS", "R1_GAMMA", "EMA_DECAY",
                      "DROPOUT"]
-RUN_OUTPUTS = ["checkpoint", "samples", "tensorboard", "history.csv", "losses.png", "metrics.csv", "metrics.png",
-               "generated_images.gif", "generator.keras", "discriminator.keras", "classes.json", "real_samples.png"]
 HOW_TO_START_ANEW = "pick another --output_dir, or pass --restart to discard this run and train anew"
 
 
@@ -1150,39 +1143,58 @@ def read_checkpoint_state(checkpoint_dir):
         if missing:
             raise ValueError(f"it has no {', '.join(missing)}")
     except (OSError, ValueError, TypeError) as error:  # TypeError: JSON that is not an object
-        raise BadInputError(f"{path} is damaged ({error}). The run's other outputs are still in "
+        raise FixableError(f"{path} is damaged ({error}). The run's other outputs are still in "
                             f"{os.path.dirname(checkpoint_dir) or '.'}, but it cannot be resumed: pass --restart to "
                             f"train anew there, or give another --output_dir.") from None
     return state
 
 
-def epochs_done(state, config, policy):
+def check_resumable(state, config, policy):
     """How many epochs the run in OUTPUT_DIR has (0 for none), once it is checked that this command can go on
     with it: the same models, data and precision policy, and at least as many epochs as it has."""
     if state is None:
         return 0
     run = f"the {'finished' if state['finished'] else 'unfinished'} run in {config['OUTPUT_DIR']}"
+    if state.get("head_classes"):
+        raise FixableError(f"{run} was trained with the discriminator's class head, which this version of the script "
+                           f"no longer has, so it cannot be resumed; its generator.keras still works with --generate, "
+                           f"--evaluate and --interpolate. To train anew, {HOW_TO_START_ANEW}.")
     # A checkpoint written before D_GROUP_STD, CONDITIONAL or NOISE_CLASS existed was made without the feature (0,
-    # False); one written before the policy was recorded is taken to have used today's.
+    # False); one written before the policy was recorded is taken to have used today's. Where the state says what
+    # the data was, check_same_data compares that rather than how DATA was spelled.
     saved = dict({"D_GROUP_STD": 0, "CONDITIONAL": False, "NOISE_CLASS": False}, **state["config"])
     saved_policy = state.get("policy", policy)
-    changed = [f"{name} was {saved[name]!r}, now {config[name]!r}" for name in RESUME_SETTINGS
-               if name in saved and saved[name] != config[name]]
+    names = [name for name in RESUME_SETTINGS if name in saved and (name != "DATA" or "data" not in state)
+             and not (name == "NOISE_CLASS" and saved["CONDITIONAL"] and config["CONDITIONAL"])]  # it ignores it
+    changed = [f"{name} was {saved[name]!r}, now {config[name]!r}" for name in names if saved[name] != config[name]]
     if saved_policy != policy:  # a changed policy would drop the Adam moments with only a Keras warning
         changed.append(f"the precision policy was {saved_policy}, now {policy}")
     if changed:
-        flags = " ".join(f"--{name.lower()} {saved[name]}" for name in RESUME_SETTINGS if name in saved)
-        flags += f" --precision {saved_policy}"
-        raise BadInputError(f"{run} (epoch {state['epoch']}) used other settings ({'; '.join(changed)}). Continue it "
-                            f"with {flags}; or {HOW_TO_START_ANEW}.")
+        flags = [word for name in names for word in (f"--{name.lower()}", str(saved[name]))]
+        raise FixableError(f"{run} (epoch {state['epoch']}) used other settings ({'; '.join(changed)}). Continue it "
+                           f"with {shell_words(flags + ['--precision', saved_policy])}; or {HOW_TO_START_ANEW}.")
     if state["epoch"] > config["EPOCHS"]:
-        raise BadInputError(f"{run} already did {state['epoch']} epochs, more than --epochs {config['EPOCHS']}; it is "
+        raise FixableError(f"{run} already did {state['epoch']} epochs, more than --epochs {config['EPOCHS']}; it is "
                             f"kept as it is. To train it further, pass a larger --epochs (e.g. --epochs "
                             f"{state['epoch'] + 10}); to start over, {HOW_TO_START_ANEW}.")
     if state["weights"] is None:
-        raise BadInputError(f"{run} was written by an older version of the script, which kept no weights after "
+        raise FixableError(f"{run} was written by an older version of the script, which kept no weights after "
                             f"the last epoch, so it cannot be continued; {HOW_TO_START_ANEW}.")
     return state["epoch"]
+
+
+def check_same_data(state, data, output_dir):
+    """Refuse to go on with a run on other images than it was trained on, however --data is spelled now."""
+    if state is not None and "data" in state and state["data"]["fingerprint"] != data.fingerprint:
+        continue_with = shell_words(["--data", state["data"]["path"]])
+        raise FixableError(f"the run in {output_dir} was trained on other images ({state['data']['source']}) than "
+                           f"the {data.source} it was given now. Continue it with {continue_with}, if those images "
+                           f"are still there; or {HOW_TO_START_ANEW}.")
+
+
+def shell_words(words):
+    """`words` as text to paste into this system's shell: quoted for cmd on Windows, for sh elsewhere."""
+    return subprocess.list2cmdline(words) if os.name == "nt" else shlex.join(words)
 
 
 def settings_spans(state, config, done_epochs):
@@ -1205,26 +1217,19 @@ def settings_spans(state, config, done_epochs):
 
 def restore_checkpoint(dcgan, checkpoint_dir, state):
     """Load the run's weights, both optimizers' moments, the weight average and the random states into `dcgan`."""
-    if state.get("head_classes", 0) != dcgan.head_classes:
-        had_head = bool(state.get("head_classes"))
-        flag = f"--class_head {state['config'].get('CLASS_HEAD', 1.0) if had_head else 0}"
-        raise BadInputError(f"the run in {os.path.dirname(checkpoint_dir)} was trained "
-                            f"{'with' if had_head else 'without'} the discriminator's class head, and this command "
-                            f"{'has none' if had_head else 'adds one'}. Continue it with {flag}; or "
-                            f"{HOW_TO_START_ANEW}.")
     weights_path = os.path.join(checkpoint_dir, state["weights"])
     try:
         with h5py.File(weights_path, "r"):
             pass
     except OSError as error:  # missing, truncated or overwritten
-        raise BadInputError(f"the checkpoint in {checkpoint_dir} is damaged: its weights file {state['weights']} "
+        raise FixableError(f"the checkpoint in {checkpoint_dir} is damaged: its weights file {state['weights']} "
                             f"{'is missing' if not os.path.exists(weights_path) else f'cannot be read ({error})'}. "
                             f"The run's outputs up to epoch {state['epoch']} (generator.keras, the grids, the CSVs) "
                             f"are still there, but it cannot be resumed: {HOW_TO_START_ANEW}.") from None
     try:
         dcgan.load_weights(weights_path)
     except Exception as error:  # Keras reports a layer or shape mismatch in many exception types
-        raise BadInputError(f"the checkpoint in {checkpoint_dir} does not fit the models this version of the script "
+        raise FixableError(f"the checkpoint in {checkpoint_dir} does not fit the models this version of the script "
                             f"builds ({error}); it was probably made by another version. Finish it with that "
                             f"version, or {HOW_TO_START_ANEW}.") from None
     for variable, value in zip(random_state_variables(dcgan), state.get("random_states", [])):
@@ -1244,15 +1249,97 @@ def skip_done_epochs(dataset, epochs):
         iter(dataset)
 
 
-def discard_run(output_dir):
-    """--restart: remove a run's outputs from OUTPUT_DIR (not --generate's or --interpolate's, nor other files)."""
-    for name in RUN_OUTPUTS:
-        path = os.path.join(output_dir, name)
-        if os.path.isdir(path):
-            shutil.rmtree(path)
-        elif os.path.exists(path):
+# The script removes or overwrites only files it wrote itself. OUTPUT_DIR/OUTPUTS_RECORD lists them (paths relative
+# to OUTPUT_DIR, "/"-separated); a name is recorded before its file is first written, so a kill in between leaves
+# nothing unrecorded. A file of an output's name that is not in the record is the user's: the script stops instead.
+OUTPUTS_RECORD = ".written_by_train_dcgan.json"
+RUN_FILES = ["checkpoint/state.json", "history.csv", "losses.png", "metrics.csv", "metrics.png", "models.txt",
+             "generated_images.gif", "generator.keras", "discriminator.keras", "classes.json", "real_samples.png"]
+ACTION_FILES = ("generated/", "interpolation.gif")  # what --generate and --interpolate write; --restart keeps it
+
+
+def epoch_files(epochs):
+    """The files a run writes for each of `epochs`: its grid and its checkpoint weights."""
+    return [name for epoch in epochs for name in (f"samples/epoch_{epoch:03d}.png",
+                                                  f"checkpoint/epoch_{epoch:03d}.weights.h5")]
+
+
+def recorded_outputs(output_dir):
+    """The set of files the script has written in OUTPUT_DIR. A run of the version before the record (its
+    checkpoint/state.json there, no record) is taken to own the files of its outputs' names."""
+    try:
+        with open(os.path.join(output_dir, OUTPUTS_RECORD), encoding="utf-8") as file:
+            return set(json.load(file))
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError, TypeError) as error:
+        raise FixableError(f"{os.path.join(output_dir, OUTPUTS_RECORD)}, the list of files this script wrote in "
+                           f"{output_dir}, is damaged ({error}), so it cannot tell its files from yours there. Give "
+                           f"another --output_dir, or move your own files out and delete that list.") from None
+    if not os.path.exists(os.path.join(output_dir, "checkpoint", "state.json")):
+        return set()
+    patterns = RUN_FILES + ["samples/epoch_*.png", "checkpoint/epoch_*.weights.h5", "tensorboard/events.out.*"]
+    return {os.path.relpath(path, output_dir).replace(os.sep, "/")
+            for pattern in patterns for path in glob.glob(os.path.join(output_dir, *pattern.split("/")))}
+
+
+def claim_outputs(output_dir, names):
+    """Record `names` as the script's files in OUTPUT_DIR, before any of them is written; stop first where one is
+    taken by a file the script did not write."""
+    refuse_files_not_ours(output_dir, names)
+    record_outputs(output_dir, names)
+
+
+def refuse_files_not_ours(output_dir, names):
+    """Stop, with the list, where files of any of these names are in OUTPUT_DIR and the script did not write them."""
+    ours = recorded_outputs(output_dir)
+    theirs = [name for name in names
+              if name not in ours and os.path.lexists(os.path.join(output_dir, *name.split("/")))]
+    if theirs:
+        shown = ", ".join(theirs[:6]) + (f" and {len(theirs) - 6} more" if len(theirs) > 6 else "")
+        raise FixableError(f"{output_dir} holds {shown}, which this script did not write and would overwrite. "
+                           f"Nothing was written or removed: move those files elsewhere, or give another "
+                           f"--output_dir.")
+
+
+def record_outputs(output_dir, names):
+    """Add `names` to the record of the script's files in OUTPUT_DIR."""
+    ours = recorded_outputs(output_dir)
+    if not ours.issuperset(names):
+        write_json(os.path.join(output_dir, OUTPUTS_RECORD), sorted(ours.union(names)))
+
+
+def remove_outputs(output_dir, keep=lambda name: False):
+    """Remove the files the script wrote in OUTPUT_DIR (those `keep` does not keep) and the folders they leave empty;
+    nothing else there is touched. How many files were removed."""
+    ours = recorded_outputs(output_dir)
+    gone, removed = {name for name in ours if not keep(name)}, 0
+    for name in sorted(gone):
+        path = os.path.join(output_dir, *name.split("/"))
+        if os.path.lexists(path):
             os.remove(path)
-    print(f"--restart: discarded the earlier run in {output_dir}")
+            removed += 1
+    for folder in sorted({os.path.dirname(name) for name in gone if "/" in name}, reverse=True):
+        with contextlib.suppress(OSError):  # a folder that still holds the user's files stays
+            os.rmdir(os.path.join(output_dir, *folder.split("/")))
+    if gone:
+        write_json(os.path.join(output_dir, OUTPUTS_RECORD), sorted(ours - gone))
+    return removed
+
+
+def discard_run(output_dir):
+    """Remove an earlier run's files from OUTPUT_DIR (not --generate's or --interpolate's, nor anyone else's)."""
+    return remove_outputs(output_dir, keep=lambda name: name.startswith(ACTION_FILES))
+
+
+def remove_unfinished_writes(output_dir):
+    """Remove the temporary files of writes that a kill cut short (atomic_output's .tmp-PID-NAME beside NAME), where
+    NAME is one of the script's files; the run holds OUTPUT_DIR's lock, so no other process is writing them."""
+    for name in recorded_outputs(output_dir):
+        folder, base = os.path.split(os.path.join(output_dir, *name.split("/")))
+        for path in glob.glob(os.path.join(glob.escape(folder), f".tmp-*-{glob.escape(base)}")):
+            if os.path.basename(path)[5:-len(base) - 1].isdigit():
+                os.remove(path)
 
 
 def writable_folder(folder):
@@ -1263,7 +1350,7 @@ def writable_folder(folder):
         with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as error:
-        raise BadInputError(f"--output_dir {folder!r} is not a folder you can write to ({error.strerror}). Pick one "
+        raise FixableError(f"--output_dir {folder!r} is not a folder you can write to ({error.strerror}). Pick one "
                             f"you can, e.g. --output_dir ~/dcgan_outputs.") from None
     return folder
 
@@ -1279,10 +1366,10 @@ def locked_output_dir(output_dir):
     try:
         lock.acquire()
     except filelock.Timeout:
-        raise BadInputError(f"another training run is using {output_dir} right now (it holds {path}). Wait for "
+        raise FixableError(f"another training run is using {output_dir} right now (it holds {path}). Wait for "
                             f"it to end, stop it, or give this run another --output_dir.") from None
     except OSError as error:
-        raise BadInputError(f"{path} cannot be locked ({error}); the file system of {output_dir} may not "
+        raise FixableError(f"{path} cannot be locked ({error}); the file system of {output_dir} may not "
                             f"support locks (some network drives). Use an --output_dir on a local disk.") from None
     try:
         yield
@@ -1299,16 +1386,6 @@ def bytes_per_epoch(dcgan):
 
     everything = dcgan.variables + dcgan.d_optimizer.variables + dcgan.g_optimizer.variables
     return size(everything) + size(dcgan.ema_generator.weights + dcgan.discriminator.weights) + 2 ** 20
-
-
-def stop_if_not_finite(logs, where):
-    """keras.callbacks.TerminateOnNaN watches only logs["loss"], which a GAN reporting d_loss/g_loss never has."""
-    bad = {k: float(v) for k, v in (logs or {}).items() if k in ("d_loss", "g_loss") and not math.isfinite(float(v))}
-    if bad:
-        raise TrainingDivergedError(
-            f"{', '.join(f'{k}={v}' for k, v in bad.items())} {where}. The outputs and checkpoint of the last "
-            f"finished epoch are kept; lower --d_learning_rate/--g_learning_rate or use --precision float32, then "
-            f"run again to resume from that epoch.")
 
 
 def training_minutes(history_rows):
@@ -1334,10 +1411,14 @@ def atomic_output(path):
             os.remove(temp_path)
 
 
-def remove_files(*patterns):
-    """Remove the files that match any of the glob `patterns` (an earlier run's or action's leftovers)."""
-    for path in (path for pattern in patterns for path in glob.glob(pattern)):
-        os.remove(path)
+def write_model_tables(models, path):
+    """Keras' layer-by-layer summary of each model, into one text file."""
+    lines = []
+    for model in models:
+        model.summary(line_length=100, print_fn=lambda text, **_: lines.append(text))
+    with atomic_output(path) as temp_path:
+        with open(temp_path, "w", encoding="utf-8") as file:
+            file.write("\n".join(lines) + "\n")
 
 
 def write_json(path, value):
@@ -1402,7 +1483,8 @@ def read_csv_rows(path, up_to_epoch):
 def plot_curves(rows, panels, path):
     """A row of line plots over epochs; `panels`: (title, y label, {column: legend label}, y limits or None)."""
     epochs = [row["epoch"] for row in rows]
-    figure, all_axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
+    figure = Figure(figsize=(5 * len(panels), 4))
+    all_axes = figure.subplots(1, len(panels), squeeze=False)
     for axes, (title, ylabel, columns, ylim) in zip(all_axes[0], panels):
         for column, label in columns.items():
             axes.plot(epochs, [row.get(column, math.nan) for row in rows], marker=".", label=label)
@@ -1412,7 +1494,6 @@ def plot_curves(rows, panels, path):
     figure.tight_layout()
     with atomic_output(path) as temp_path:
         figure.savefig(temp_path, format="png", dpi=100)
-    plt.close(figure)
 
 
 def plot_losses(rows, path):
@@ -1476,9 +1557,9 @@ def load_classifier(path=CLASSIFIER_PATH):
         classifier = build_classifier()
         classifier.load_weights(path)
     except Exception as error:  # a missing or damaged file surfaces as many exception types
-        raise BadInputError(f"the metric classifier {path} could not be loaded ({error}). {retrain}") from None
+        raise FixableError(f"the metric classifier {path} could not be loaded ({error}). {retrain}") from None
     if weights_fingerprint(classifier) != card["fingerprint"]:
-        raise BadInputError(f"the metric classifier {path} does not match its fingerprint {card['fingerprint']} "
+        raise FixableError(f"the metric classifier {path} does not match its fingerprint {card['fingerprint']} "
                             f"in {path}.json: the weights were changed. {retrain}")
     return classifier
 
@@ -1664,7 +1745,7 @@ class QualityEvaluator:
     def evaluate_generator(self, generator, class_names=None):
         """The metrics of SAMPLES digits from `generator`; a conditional one is asked for every class equally
         often, and scored on drawing them when its classes (`class_names`, default "0", "1", ...) are digits."""
-        classes = generator_classes(generator)
+        classes = generator_classes(generator).count
         labels = balanced_labels(self.samples, classes)
         images = sample(generator, fixed_noise(self.seed, self.samples, self.latent_dim), labels)
         digits = class_digits(class_names or [str(index) for index in range(classes)]) if classes else None
@@ -1698,17 +1779,24 @@ def load_saved_generator(path):
     """A saved generator and its class names: for a conditional one those in classes.json beside it, or "0", "1",
     ... when there are none that fit; [] for an unconditional one."""
     if not os.path.exists(path) and path == PRETRAINED_GENERATOR_PATH:
-        raise BadInputError(f"the committed pretrained generator {path} is missing. Restore it with "
+        raise FixableError(f"the committed pretrained generator {path} is missing. Restore it with "
                             f"`git checkout -- {os.path.dirname(path)}`, or train your own and leave out --pretrained.")
     if not os.path.exists(path):
-        raise BadInputError(f"there is no trained generator at {path}. Train one first with "
+        raise FixableError(f"there is no trained generator at {path}. Train one first with "
                             f"`python train_dcgan.py`, point --output_dir at a finished run's folder, or pass "
                             f"--pretrained to use the committed one.")
     try:
         generator = keras.models.load_model(path)
     except Exception as error:  # a damaged zip or config surfaces as many exception types
-        raise BadInputError(f"{path} could not be loaded ({error}). Train again to replace it.") from None
-    classes = generator_classes(generator)
+        saved_by = saved_keras_version(path)
+        if saved_by and version_tuple(saved_by) > version_tuple(keras.__version__):
+            raise FixableError(f"{path} was saved by Keras {saved_by} and does not load in the Keras "
+                               f"{keras.__version__} installed here ({error}). Upgrade Keras: `pip install -U keras` "
+                               f"(3.15 or newer, as requirements.txt asks).") from None
+        fix = (f"Restore it with `git checkout -- {os.path.dirname(path)}`" if path == PRETRAINED_GENERATOR_PATH
+               else "Train again to replace it, or point --output_dir at another run's folder")
+        raise FixableError(f"{path} could not be loaded ({error}). {fix}.") from None
+    classes = generator_classes(generator).count
     try:
         with open(os.path.join(os.path.dirname(path), "classes.json"), encoding="utf-8") as file:
             names = json.load(file)
@@ -1718,11 +1806,26 @@ def load_saved_generator(path):
     return generator, [str(name) for name in names] if fits else [str(index) for index in range(classes)]
 
 
+def saved_keras_version(path):
+    """The version of Keras that saved a .keras file (from the metadata.json inside it), or None."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return str(json.loads(archive.read("metadata.json"))["keras_version"])
+    except (OSError, KeyError, ValueError, TypeError, zipfile.BadZipFile):
+        return None
+
+
+def version_tuple(version):
+    """"3.15.1" -> (3, 15, 1); a pre-release's suffix ("3.16.0rc1") is left out."""
+    return tuple(int("".join(c for c in part if c.isdigit()) or 0) for part in version.split(".")[:3])
+
+
 def sample(generator, noise, labels):
     """The generator's digits for `noise` (and, for a conditional one, class indices `labels`) as float32 numpy,
     a thousand at a time. Direct calls rather than predict(): predict would run under a training's strategy."""
+    classes, labels = generator_classes(generator), np.asarray(labels, np.int32)
     return np.concatenate([
-        np.asarray(generator(generator_inputs(generator, noise[start:start + 1000], labels[start:start + 1000]),
+        np.asarray(generator(generator_inputs(classes, noise[start:start + 1000], labels[start:start + 1000]),
                              training=False), np.float32)
         for start in range(0, len(noise), 1000)])
 
@@ -1733,16 +1836,19 @@ def generate_digits(output_dir, seed, count, generator_path, digit=None):
     earlier --generate left in generated/ is replaced, not mixed in."""
     generator, class_names = load_saved_generator(generator_path)
     if digit is not None and not class_names:
-        raise BadInputError(f"--digit {digit} needs a generator that draws classes, and this one draws whatever its "
+        raise FixableError(f"--digit {digit} needs a generator that draws classes, and this one draws whatever its "
                             f"noise gives (it was trained without labels, or with --noise_class 0). Train one on "
                             f"labelled data with the defaults or --conditional 1, or leave out --digit.")
     if digit is not None and digit not in class_names:
-        raise BadInputError(f"--digit {digit!r} is not one of this generator's classes: {', '.join(class_names)}.")
+        raise FixableError(f"--digit {digit!r} is not one of this generator's classes: {', '.join(class_names)}.")
     labels = (balanced_labels(count, len(class_names)) if digit is None
               else np.full(count, class_names.index(digit), np.int32))
     out_dir = writable_folder(os.path.join(output_dir, "generated"))  # before the sampling it would waste
+    names = [f"generated/{name}" for name in ["grid.png", "digits.npy", *(["labels.npy"] if class_names else []),
+                                              *(f"digit_{index:04d}.png" for index in range(count))]]
+    claim_outputs(output_dir, names)
     images = sample(generator, fixed_noise(seed, count, latent_dim_of(generator)), labels)
-    remove_files(os.path.join(out_dir, "digit_*.png"), os.path.join(out_dir, "labels.npy"))
+    remove_outputs(output_dir, keep=lambda name, wanted=set(names): not name.startswith("generated/") or name in wanted)
     if class_names:
         save_npy(os.path.join(out_dir, "labels.npy"), labels)
     save_grid_png(images, os.path.join(out_dir, "grid.png"))
@@ -1764,7 +1870,7 @@ def evaluate_saved(data_source, seed, max_train_images, samples, generator_path)
     data = load_training_data(data_source, seed, max_train_images)
     evaluator = build_quality_evaluator(data, samples, latent_dim_of(generator), seed)
     if evaluator is None:
-        raise BadInputError(f"--evaluate needs at least {MIN_REFERENCE_IMAGES} real images to compare with, and "
+        raise FixableError(f"--evaluate needs at least {MIN_REFERENCE_IMAGES} real images to compare with, and "
                             f"{data.source} leaves {len(data.reference)}. Add images to it.")
     result = evaluator.evaluate_generator(generator, class_names)
     print(f"\nquality of {generator_path} ({samples:,} samples against {data.reference_name}):")
@@ -1798,6 +1904,7 @@ def write_interpolation(output_dir, seed, rows, frames, generator_path, keypoint
     `keypoints` random latent points, in `frames` frames that loop seamlessly."""
     generator, class_names = load_saved_generator(generator_path)
     writable_folder(output_dir)
+    claim_outputs(output_dir, ["interpolation.gif"])
     digits = rows ** 2
     keypoint_noise = fixed_noise(seed, keypoints * digits, latent_dim_of(generator))
     path = latent_loop(keypoint_noise.reshape(keypoints, digits, -1), frames)
@@ -1854,6 +1961,17 @@ def training_devices():
             f"TensorFlow uses a GPU only under WSL2.")
 
 
+def in_notebook():
+    """True inside a Jupyter kernel (Jupyter, JupyterLab, Colab, VS Code's notebooks)."""
+    return "ipykernel" in sys.modules
+
+
+def progress_bar_works():
+    """Whether Keras' progress bar shows: on a terminal and in a notebook; not into a file, nor where stdout is
+    closed (pythonw, `>&-`), where the log is one plain line per epoch or nothing."""
+    return sys.stdout is not None and (in_notebook() or getattr(sys.stdout, "isatty", lambda: False)())
+
+
 def choose_precision(precision):
     """Resolve PRECISION='auto' to the fastest policy this machine runs well."""
     if precision != "auto":
@@ -1892,7 +2010,7 @@ def check_batch_per_replica(batch_size, group_std, replicas):
     per_replica, rest = divmod(batch_size, replicas)
     if rest or (group_std and per_replica % group_std):
         divisible = f" divisible by --d_group_std {group_std}" if group_std else ""
-        raise BadInputError(f"--batch_size {batch_size} over {replicas} devices gives each "
+        raise FixableError(f"--batch_size {batch_size} over {replicas} devices gives each "
                             f"{batch_size / replicas:g} digits, which must be a whole number{divisible}. "
                             f"Use a --batch_size that is a multiple of {replicas * max(group_std, 1)}.")
 
@@ -1908,7 +2026,7 @@ def check_workers_agree(strategy, what, value):
     total, squares = (float(strategy.reduce("SUM", strategy.run(lambda x=x: tf.identity(x)), axis=None))
                       for x in (mine, mine * mine))
     if strategy.num_replicas_in_sync * squares != total * total:
-        raise BadInputError(f"the workers of this multi-worker run do not agree on {what} (this one: {value}): "
+        raise FixableError(f"the workers of this multi-worker run do not agree on {what} (this one: {value}): "
                             f"each resumed its own OUTPUT_DIR. On several machines, OUTPUT_DIR must be one shared "
                             f"folder; or pass --restart to every worker to train anew.")
 
@@ -1949,7 +2067,7 @@ NUMBER_RULES = [
      f"at least {MIN_METRICS_SAMPLES}: precision and recall need each sample's nearest neighbours, FID a "
      f"covariance (10000 is the usual count, 1000 a quick look)"),
     (["MAX_TRAIN_IMAGES", "METRICS_EVERY", "D_GROUP_STD"], lambda value: value >= 0, "0 or more"),
-    (["R1_GAMMA", "CLASS_HEAD"], lambda value: value >= 0, "0 (off) or a positive weight"),
+    (["R1_GAMMA"], lambda value: value >= 0, "0 (off) or a positive weight"),
     (["D_LEARNING_RATE", "G_LEARNING_RATE", "GIF_FRAME_SECONDS"], lambda value: value > 0, "a positive number"),
     (["EMA_DECAY", "BETA_1", "DROPOUT"], lambda value: 0 <= value < 1, "at least 0 and below 1"),
     (["SEED"], lambda value: 0 <= value < 2 ** 32,
@@ -1960,7 +2078,7 @@ NUMBER_RULES = [
 def build_arg_parser():
     parser = argparse.ArgumentParser(
         description="Train a DCGAN on MNIST. Each flag overrides the constant of the same name in upper case.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter, allow_abbrev=False)
     comments = constant_comments()
     for name, default in DEFAULT_CONFIG.items():
         def convert(text, default=default, name=name):
@@ -1993,17 +2111,17 @@ def build_arg_parser():
 
 
 def validate_config(config):
-    """Check every value that can be checked before loading anything; raise BadInputError naming the fix."""
+    """Check every value that can be checked before loading anything; raise FixableError naming the fix."""
     for names, test, rule in NUMBER_RULES:
         for name in names:
             value = config[name]
             if not test(value) or isinstance(value, float) and not math.isfinite(value):
-                raise BadInputError(f"--{name.lower()} must be {rule} (got {value}).")
+                raise FixableError(f"--{name.lower()} must be {rule} (got {value}).")
     if config["D_GROUP_STD"] and config["BATCH_SIZE"] % config["D_GROUP_STD"]:
-        raise BadInputError(f"--d_group_std must be 0 (off) or divide --batch_size {config['BATCH_SIZE']} "
+        raise FixableError(f"--d_group_std must be 0 (off) or divide --batch_size {config['BATCH_SIZE']} "
                             f"(got {config['D_GROUP_STD']}); 4 is the usual group size.")
     if config["STRATEGY"] == "multiworker" and "TF_CONFIG" not in os.environ:
-        raise BadInputError("--strategy multiworker needs the TF_CONFIG environment variable describing the "
+        raise FixableError("--strategy multiworker needs the TF_CONFIG environment variable describing the "
                             "cluster and this worker's place in it (see README.md, 'Several GPUs or machines').")
 
 
@@ -2012,11 +2130,11 @@ def chosen_action(args):
     given = {"generate": args.generate is not None, "evaluate": args.evaluate, "interpolate": args.interpolate}
     action = next((name for name, asked in given.items() if asked), "train")
     if args.generate is not None and args.generate < 1:
-        raise BadInputError(f"--generate needs a number of digits of at least 1 (got {args.generate}).")
+        raise FixableError(f"--generate needs a number of digits of at least 1 (got {args.generate}).")
     if args.digit is not None and action != "generate":
-        raise BadInputError(f"--digit {args.digit} picks the class that --generate N draws; add --generate N.")
+        raise FixableError(f"--digit {args.digit} picks the class that --generate N draws; add --generate N.")
     if args.pretrained and action == "train":
-        raise BadInputError("--pretrained picks the generator for --generate N, --evaluate or --interpolate; "
+        raise FixableError("--pretrained picks the generator for --generate N, --evaluate or --interpolate; "
                             "add one of them (training always starts from fresh weights).")
     return action
 
@@ -2030,9 +2148,27 @@ def parse_config(argv):
     return config, args
 
 
-def main(argv=None):
+def keyword_flags(settings):
+    """main()'s keyword settings as the command-line words they stand for: epochs=2 is --epochs 2, pretrained=True is
+    --pretrained (and pretrained=False nothing)."""
+    switches = {action.dest for action in build_arg_parser()._actions if action.nargs == 0}
+    words = []
+    for name, value in settings.items():
+        if name.lower() in switches:
+            words += [f"--{name.lower()}"] if value else []
+        else:
+            words += [f"--{name.lower()}", str(value)]
+    return words
+
+
+def main(argv=(), **settings):
+    """Run the script as its command line does: `argv` holds command-line words (`main(["--epochs", "2"])`),
+    `settings` the same by keyword (`main(epochs=2)`, `main(generate=10, digit=7, pretrained=True)`); with neither,
+    the defaults (in a notebook too, whose own command line is not read). Returns the exit status: 0 done, 1
+    diverged, 2 a problem the message names, 130 interrupted. Keras' precision policy is left as it was found."""
+    policy, args = keras.mixed_precision.global_policy(), None
     try:
-        config, args = parse_config(argv)
+        config, args = parse_config([*argv, *keyword_flags(settings)])
         generator_path = (PRETRAINED_GENERATOR_PATH if args.pretrained
                           else os.path.join(config["OUTPUT_DIR"], "generator.keras"))
         if args.action == "generate":
@@ -2044,7 +2180,12 @@ def main(argv=None):
             return write_interpolation(config["OUTPUT_DIR"], config["SEED"], config["GRID_ROWS"],
                                        config["INTERPOLATION_FRAMES"], generator_path)
         return train(config, restart=args.restart)
-    except BadInputError as error:
+    except SystemExit as exit:  # argparse after --help or a bad flag, which it has explained
+        return exit.code
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; {interrupted_where(config if args and args.action == 'train' else None)}")
+        return 130
+    except FixableError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except TrainingDivergedError as error:
@@ -2054,7 +2195,22 @@ def main(argv=None):
         print(f"error: {error}. Check the disk's free space and the folders' permissions, then run the same command "
               f"again (training resumes after its last saved epoch; every file is whole, old or new).", file=sys.stderr)
         return 2
+    finally:
+        keras.mixed_precision.set_global_policy(policy)
+
+
+def interrupted_where(config):
+    """Where an interrupted command left things: for a training run (`config`), the epoch to resume after."""
+    if config is None:
+        return "every file written is whole, old or new."
+    try:
+        state = read_checkpoint_state(checkpoint_dir_of(config["OUTPUT_DIR"]))
+    except FixableError:
+        state = None
+    if state is None:
+        return "no epoch had finished; run the same command again to start anew."
+    return f"epoch {state['epoch']} is saved; run the same command again to resume after it."
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

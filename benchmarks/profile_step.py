@@ -44,11 +44,11 @@ def main():
     args = parser.parse_args()
     data = train_dcgan.load_training_data("auto", train_dcgan.SEED, max_train_images=3200)
     config = dict(train_dcgan.DEFAULT_CONFIG, PRECISION=args.policy)
-    classes, head_classes = train_dcgan.model_classes(data.class_names, config)
+    classes = train_dcgan.run_classes(data.class_names, config)
     keras.utils.set_random_seed(0)
-    dcgan = train_dcgan.build_dcgan(config, classes=classes, head_classes=head_classes)
+    dcgan = train_dcgan.build_dcgan(config, classes=classes)
     dataset = train_dcgan.make_dataset(data.images, config["BATCH_SIZE"], 0, config["LATENT_DIM"],
-                                       data.labels if classes or head_classes else None)
+                                       data.labels if classes.count else None)
     dcgan.fit(dataset, epochs=1, verbose=0)  # warm-up: tracing and oneDNN's kernel choice
     with tempfile.TemporaryDirectory() as log_dir:
         tf.profiler.experimental.start(log_dir)

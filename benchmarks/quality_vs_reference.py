@@ -37,10 +37,10 @@ def train_reference(images, labels, epochs, seed):  # the reference uses no labe
 def train_script_model(images, labels, epochs, seed):
     keras.utils.set_random_seed(seed)
     config = dict(train_dcgan.DEFAULT_CONFIG, SEED=seed)
-    classes, head_classes = train_dcgan.model_classes([str(label) for label in np.unique(labels)], config)
-    dcgan = train_dcgan.build_dcgan(config, classes=classes, head_classes=head_classes)
+    classes = train_dcgan.run_classes([str(label) for label in np.unique(labels)], config)
+    dcgan = train_dcgan.build_dcgan(config, classes=classes)
     dcgan.fit(train_dcgan.make_dataset(images, config["BATCH_SIZE"], seed, config["LATENT_DIM"],
-                                       labels if classes or head_classes else None), epochs=epochs, verbose=2)
+                                       labels if classes.count else None), epochs=epochs, verbose=2)
     return dcgan.ema_generator  # the generator the script samples with and saves
 
 

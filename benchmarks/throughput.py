@@ -115,14 +115,14 @@ def build_variants(images, labels, samples_dir, ablation_policy):
         setting = dict(defaults, **change)
         config = dict(train_dcgan.DEFAULT_CONFIG, PRECISION=policy,
                       **{name: setting[name] for name in ("STEPS_PER_EXECUTION", "R1_GAMMA", "NOISE_CLASS")})
-        classes, head_classes = train_dcgan.model_classes(class_names, config)
-        dcgan = train_dcgan.build_dcgan(config, classes=classes, head_classes=head_classes)
+        classes = train_dcgan.run_classes(class_names, config)
+        dcgan = train_dcgan.build_dcgan(config, classes=classes)
         if not setting["EMA"]:
             dcgan.update_ema_generator = lambda: None  # what the generator's weight average costs per step
         name = f"train_dcgan {policy}" + "".join(f", {key.lower()} {value}" for key, value in change.items())
         variants[name] = (dcgan, train_dcgan.make_dataset(images, config["BATCH_SIZE"], config["SEED"],
                                                           config["LATENT_DIM"],
-                                                          labels if classes or head_classes else None))
+                                                          labels if classes.count else None))
     return {name: (model, data, GridEachEpoch(os.path.join(samples_dir, f"{index}.png")))
             for index, (name, (model, data)) in enumerate(variants.items())}
 

@@ -66,9 +66,9 @@ def use_saved_generator_without_the_script(path, lines, cwd):
 
 
 def epoch_outputs(output_dir, last_epoch=3, **kwargs):
-    """The run's SaveEveryEpoch callback for a test's own fit(): a 4x4 grid, no metrics unless given."""
+    """The run's EpochOutputs callback for a test's own fit(): a 4x4 grid, no metrics unless given."""
     grid = train_dcgan.fixed_sample_inputs(0, 4, train_dcgan.LATENT_DIM)
-    return train_dcgan.SaveEveryEpoch(str(output_dir), last_epoch, 64, grid, **kwargs)
+    return train_dcgan.EpochOutputs(str(output_dir), last_epoch, 64, grid, **kwargs)
 
 
 @pytest.fixture

@@ -35,7 +35,7 @@ def test_help_lists_every_constant_with_its_default(capsys):
     (["--d_group_std", "5"], "--d_group_std must be 0 .off. or divide --batch_size 32"),
 ])
 def test_bad_values_are_clear_errors(argv, message):
-    with pytest.raises(train_dcgan.BadInputError, match=message):
+    with pytest.raises(train_dcgan.FixableError, match=message):
         train_dcgan.parse_config(argv)
 
 
@@ -135,9 +135,8 @@ def test_bad_actions_are_clear_errors_not_training_runs(argv, message, tmp_path)
 ])
 def test_two_actions_or_an_unknown_choice_exit_2_naming_the_flags(argv, message, tmp_path, capsys):
     out = tmp_path / "out"
-    with pytest.raises(SystemExit) as exit_info:
-        train_dcgan.main([*argv, "--output_dir", str(out)])
-    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+    code = train_dcgan.main([*argv, "--output_dir", str(out)])  # argparse's exit becomes main's status
+    assert code == 2 and message in capsys.readouterr().err
     assert not out.exists()
 
 
@@ -150,7 +149,7 @@ def test_two_actions_or_an_unknown_choice_exit_2_naming_the_flags(argv, message,
     (["--r1_gamma", "nan"], "--r1_gamma must be 0 .off. or a positive weight"),
 ])
 def test_metric_settings_that_cannot_work_are_refused_before_training(argv, message):
-    with pytest.raises(train_dcgan.BadInputError, match=message):
+    with pytest.raises(train_dcgan.FixableError, match=message):
         train_dcgan.parse_config(argv)
 
 
@@ -194,7 +193,7 @@ def test_a_run_holding_the_lock_in_another_process_blocks_this_one_until_it_is_k
     holder = subprocess.Popen([sys.executable, "-c", HOLD_THE_LOCK, REPO, out], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "locked"
-        with pytest.raises(train_dcgan.BadInputError, match="another training run is using"):
+        with pytest.raises(train_dcgan.FixableError, match="another training run is using"):
             with train_dcgan.locked_output_dir(out):
                 pass
     finally:
@@ -209,6 +208,6 @@ def test_a_lock_that_fails_for_another_reason_says_so(tmp_path, monkeypatch):
         raise OSError(37, "No locks available")  # ENOLCK, as on some network drives
 
     monkeypatch.setattr(train_dcgan.filelock.FileLock, "acquire", no_locks)
-    with pytest.raises(train_dcgan.BadInputError, match="cannot be locked .*No locks available.*local disk"):
+    with pytest.raises(train_dcgan.FixableError, match="cannot be locked .*No locks available.*local disk"):
         with train_dcgan.locked_output_dir(str(tmp_path)):
             pass

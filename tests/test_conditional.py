@@ -38,10 +38,10 @@ def test_conditional_flag_refuses_other_words(capsys):
 
 
 def test_conditional_models_take_a_label_and_it_changes_their_output():
-    generator = train_dcgan.build_generator(128, 16, classes=3)
+    generator = train_dcgan.build_generator(128, 16, classes=train_dcgan.GeneratorClasses(3, from_noise=False))
     discriminator = train_dcgan.build_discriminator(8, 0.0, group_std=0, classes=3)
-    assert train_dcgan.generator_classes(generator) == 3
-    assert train_dcgan.generator_classes(train_dcgan.build_generator(128, 16)) == 0
+    assert train_dcgan.generator_classes(generator) == (3, False)
+    assert train_dcgan.generator_classes(train_dcgan.build_generator(128, 16)) == train_dcgan.NO_CLASSES
     noise = np.repeat(np.random.default_rng(0).standard_normal((1, 128)).astype(np.float32), 3, axis=0)
     labels = np.array([0, 1, 2], np.int32)
     images = np.asarray(generator([noise, labels], training=False))
@@ -86,7 +86,7 @@ def test_conditional_run_on_images_without_classes_is_a_clear_error(tmp_path, sm
     for index, image in enumerate(small_digits[0][:40]):
         Image.fromarray(np.rint(image[..., 0] * 255).astype(np.uint8)).save(tmp_path / f"{index}.png")
     data = train_dcgan.load_training_data(str(tmp_path), seed=0)
-    with pytest.raises(train_dcgan.BadInputError, match="needs labelled images.*no labels.*one subfolder per class"):
+    with pytest.raises(train_dcgan.FixableError, match="needs labelled images.*no labels.*one subfolder per class"):
         train_dcgan.check_training_data(data, 32, conditional=True)
     train_dcgan.check_training_data(data, 32, conditional=False)  # unconditional: fine
 
@@ -100,7 +100,7 @@ def test_labels_reach_the_models(mnist_train, conditional):
     class_indices, _ = train_dcgan.encode_labels(labels[keep])
     config = dict(train_dcgan.DEFAULT_CONFIG, STEPS_PER_EXECUTION=10, PRECISION="float32", CONDITIONAL=conditional)
     train_dcgan.keras.utils.set_random_seed(0)
-    dcgan = train_dcgan.build_dcgan(config, classes=2)
+    dcgan = train_dcgan.build_dcgan(config, classes=train_dcgan.run_classes(["0", "1"], config))
     assert len(dcgan.ema_generator.inputs) == (2 if conditional else 1)
     dcgan.fit(train_dcgan.make_dataset(images[keep], 32, 0, 128, class_indices), epochs=8, verbose=0,
               shuffle=False)  # 240 steps

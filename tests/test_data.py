@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 import train_dcgan
-from train_dcgan import BadInputError
+from train_dcgan import FixableError
 
 
 def as_uint8(images):
@@ -79,7 +79,7 @@ def test_image_folder_of_mixed_sizes_and_modes_skips_non_images(tmp_path, small_
 
 def test_empty_image_folder_is_a_named_error(tmp_path):
     (tmp_path / "readme.md").write_text("no digits here")
-    with pytest.raises(BadInputError, match="no readable images"):
+    with pytest.raises(FixableError, match="no readable images"):
         train_dcgan.load_digits(str(tmp_path))
 
 
@@ -87,14 +87,14 @@ def test_truncated_npz_names_the_file(tmp_path, small_digits):
     path = tmp_path / "mnist.npz"
     np.savez(path, x_train=as_uint8(small_digits[0]), y_train=small_digits[1])
     path.write_bytes(path.read_bytes()[:1000])
-    with pytest.raises(BadInputError, match="mnist.npz"):
+    with pytest.raises(FixableError, match="mnist.npz"):
         train_dcgan.load_digits(str(path))
 
 
 def test_wrong_shaped_npz_names_the_file(tmp_path):
     path = tmp_path / "wrong.npz"
     np.savez(path, x_train=np.zeros((5, 32, 32), np.uint8), y_train=np.zeros(5))
-    with pytest.raises(BadInputError, match="wrong.npz.*shape"):
+    with pytest.raises(FixableError, match="wrong.npz.*shape"):
         train_dcgan.load_digits(str(path))
 
 
@@ -105,7 +105,7 @@ def test_truncated_idx_names_the_file(tmp_path, small_digits, suffix):
     write_idx(str(tmp_path / f"train-labels-idx1-ubyte{suffix}"), labels)
     images_path = tmp_path / f"train-images-idx3-ubyte{suffix}"
     images_path.write_bytes(images_path.read_bytes()[:5000])
-    with pytest.raises(BadInputError, match=f"train-images-idx3-ubyte{suffix}"):
+    with pytest.raises(FixableError, match=f"train-images-idx3-ubyte{suffix}"):
         train_dcgan.load_digits(str(tmp_path))
 
 
@@ -116,7 +116,7 @@ def test_missing_shipped_mnist_without_keras_download_names_the_fix(tmp_path, mo
         raise OSError("no network")
 
     monkeypatch.setattr(train_dcgan.keras.datasets.mnist, "load_data", offline)
-    with pytest.raises(BadInputError, match="git checkout -- data"):
+    with pytest.raises(FixableError, match="git checkout -- data"):
         train_dcgan.load_digits("auto")
 
 
@@ -128,7 +128,7 @@ FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthChe
 def test_random_bytes_as_npz_raise_only_our_error(tmp_path, data):
     path = tmp_path / "fuzz.npz"
     path.write_bytes(data)
-    with pytest.raises(BadInputError):
+    with pytest.raises(FixableError):
         train_dcgan.load_digits(str(path))
 
 
@@ -142,7 +142,7 @@ def test_random_bytes_as_idx_raise_only_our_error(tmp_path, data, suffix, compre
     payload = gzip.compress(data) if suffix == ".gz" and compress else data
     (folder / f"train-images-idx3-ubyte{suffix}").write_bytes(payload)
     (folder / f"train-labels-idx1-ubyte{suffix}").write_bytes(payload)
-    with pytest.raises(BadInputError):
+    with pytest.raises(FixableError):
         train_dcgan.load_digits(str(folder))
 
 
@@ -154,7 +154,7 @@ def test_random_bytes_as_images_raise_only_our_error_or_load(tmp_path, data):
     (folder / "digit.png").write_bytes(b"\x89PNG\r\n\x1a\n" + data)
     try:
         images, _, _ = train_dcgan.load_digits(str(folder))
-    except BadInputError as error:
+    except FixableError as error:
         assert "no readable images" in str(error)
     else:
         assert_digits(images, 1)
@@ -210,7 +210,7 @@ def test_a_corrupt_stream_inside_gz_is_our_error(tmp_path, small_digits):
     raw = bytearray(path.read_bytes())
     raw[40:80] = b"\xff" * 40  # damage the deflate stream, keep the gzip header
     path.write_bytes(bytes(raw))
-    with pytest.raises(BadInputError, match="train-images-idx3-ubyte.gz cannot be read"):
+    with pytest.raises(FixableError, match="train-images-idx3-ubyte.gz cannot be read"):
         train_dcgan.read_idx(str(path))
 
 
@@ -228,7 +228,7 @@ def test_npz_labels_as_a_column_or_one_hot_become_one_class_per_digit(tmp_path, 
 def test_npz_labels_of_another_shape_are_a_named_error(tmp_path, small_digits):
     path = str(tmp_path / "mine.npz")
     np.savez(path, x_train=as_uint8(small_digits[0]), y_train=np.ones((300, 2)) * 0.5)
-    with pytest.raises(BadInputError, match=r"y_train holds labels of shape \(300, 2\).*one whole number per image"):
+    with pytest.raises(FixableError, match=r"y_train holds labels of shape \(300, 2\).*one whole number per image"):
         train_dcgan.load_digits(path)
 
 

@@ -24,8 +24,8 @@ import train_dcgan
 config = dict(train_dcgan.DEFAULT_CONFIG, DROPOUT=0.0, PRECISION="float32", STEPS_PER_EXECUTION=1)
 images, labels, _ = train_dcgan.load_digits("auto")
 images, labels = images[:256], labels[:256].astype("int32")
-classes = int(sys.argv[2])  # 10: a conditional run, whose batches carry labels (with the R1 penalty on, too)
-config["R1_GAMMA"] = 1.0 if classes else 0.0
+classes = train_dcgan.GeneratorClasses(int(sys.argv[2]), from_noise=False)  # 10: batches carry labels (R1 on)
+config["R1_GAMMA"] = 1.0 if classes.count else 0.0
 
 class StepLogs(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
@@ -37,7 +37,7 @@ def first_steps(strategy):
     keras.utils.set_random_seed(0)
     dcgan = train_dcgan.build_dcgan(config, strategy, classes)
     recorder = StepLogs()
-    dataset = train_dcgan.make_dataset(images, 32, 0, config["LATENT_DIM"], labels if classes else None)
+    dataset = train_dcgan.make_dataset(images, 32, 0, config["LATENT_DIM"], labels if classes.count else None)
     dcgan.fit(dataset, epochs=1, steps_per_epoch=4,
               verbose=0, shuffle=False, callbacks=[recorder])
     return recorder.steps
@@ -139,9 +139,9 @@ def test_multiworker_without_tf_config_is_a_clear_error(tmp_path):
 def test_group_std_groups_must_fit_each_devices_share_of_the_batch():
     import train_dcgan
     train_dcgan.check_batch_per_replica(32, 4, 2)  # 16 digits per device: groups of 4 fit
-    with pytest.raises(train_dcgan.BadInputError, match="over 16 devices gives each 2 digits.*multiple of 64"):
+    with pytest.raises(train_dcgan.FixableError, match="over 16 devices gives each 2 digits.*multiple of 64"):
         train_dcgan.check_batch_per_replica(32, 4, 16)  # 2 per device: a group of 4 would mix real and generated
-    with pytest.raises(train_dcgan.BadInputError, match="must be a whole number"):
+    with pytest.raises(train_dcgan.FixableError, match="must be a whole number"):
         train_dcgan.check_batch_per_replica(32, 0, 3)
     train_dcgan.check_batch_per_replica(32, 0, 2)
 

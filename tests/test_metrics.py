@@ -132,10 +132,10 @@ def test_a_changed_classifier_is_refused(tmp_path):
         card = json.load(file)
     with open(path + ".json", "w") as file:
         json.dump(dict(card, fingerprint="0" * 16), file)
-    with pytest.raises(train_dcgan.BadInputError, match="does not match its fingerprint"):
+    with pytest.raises(train_dcgan.FixableError, match="does not match its fingerprint"):
         train_dcgan.load_classifier(path)
     os.remove(path + ".json")
-    with pytest.raises(train_dcgan.BadInputError, match="could not be loaded"):
+    with pytest.raises(train_dcgan.FixableError, match="could not be loaded"):
         train_dcgan.load_classifier(path)
 
 

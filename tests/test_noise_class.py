@@ -23,8 +23,8 @@ def test_noise_for_classes_moves_the_largest_component_to_the_asked_class_and_no
 
 
 def test_the_generator_takes_noise_alone_and_reads_its_class_from_the_noise():
-    generator = train_dcgan.build_generator(128, 16, classes=10, class_from_noise=True)
-    assert len(generator.inputs) == 1 and train_dcgan.generator_classes(generator) == 10
+    generator = train_dcgan.build_generator(128, 16, classes=train_dcgan.GeneratorClasses(10, from_noise=True))
+    assert len(generator.inputs) == 1 and train_dcgan.generator_classes(generator) == (10, True)
     noise = train_dcgan.fixed_noise(1, 1000, 128)
     one_hot = np.asarray(train_dcgan.keras.Model(generator.inputs[0], generator.get_layer("noise_class").output)(
         noise))
@@ -74,9 +74,9 @@ def test_unlabelled_data_trains_without_it(tmp_path, small_digits):
     code, printed, err = run_main("--data", str(folder), "--epochs", "1", "--steps_per_execution", "2",
                                   "--grid_rows", "4", "--metrics_every", "0", "--output_dir", str(tmp_path / "out"))
     assert code == 0, err[-3000:]
-    assert "noise class: off" in printed
+    assert "no classes (noise class off), since the data has no labels" in printed
     generator = train_dcgan.keras.models.load_model(str(tmp_path / "out" / "generator.keras"))
-    assert train_dcgan.generator_classes(generator) == 0
+    assert train_dcgan.generator_classes(generator) == train_dcgan.NO_CLASSES
 
 
 def test_noise_shorter_than_the_classes_is_a_clear_error(tmp_path):

@@ -11,8 +11,8 @@ from conftest import epoch_outputs, run_main
 
 def test_pretrained_generator_has_the_current_architecture():
     pretrained = keras.models.load_model(train_dcgan.PRETRAINED_GENERATOR_PATH)
-    current = train_dcgan.build_generator(train_dcgan.LATENT_DIM, train_dcgan.G_CHANNELS, classes=10,
-                                          class_from_noise=train_dcgan.NOISE_CLASS)  # the defaults, on MNIST
+    mnist_classes = train_dcgan.run_classes([str(digit) for digit in range(10)], train_dcgan.DEFAULT_CONFIG)
+    current = train_dcgan.build_generator(train_dcgan.LATENT_DIM, train_dcgan.G_CHANNELS, mnist_classes)
     assert [type(layer).__name__ for layer in pretrained.layers] == [type(layer).__name__ for layer in current.layers]
     assert [w.shape for w in pretrained.weights] == [w.shape for w in current.weights]
     assert pretrained.input_shape == current.input_shape and pretrained.output_shape == current.output_shape
@@ -28,7 +28,7 @@ def test_pretrained_generate_and_evaluate_need_no_output_dir(tmp_path, monkeypat
     assert code == 0, err[-2000:]
     fid = next(float(line.split()[1]) for line in printed.splitlines() if line.split()[:1] == ["fid"])
     assert fid < 30  # a trained generator (an untrained one scores above 300)
-    assert sorted(os.listdir(tmp_path / "outputs")) == ["generated"]
+    assert sorted(os.listdir(tmp_path / "outputs")) == [train_dcgan.OUTPUTS_RECORD, "generated"]
 
 
 def assert_float32_and_converts_to_tflite(generator):
@@ -51,7 +51,7 @@ def test_the_committed_generator_computes_in_float32_and_converts_to_tflite():
 
 
 def test_a_generator_trained_in_bfloat16_is_saved_in_float32(tiny_config, tmp_path):
-    dcgan = train_dcgan.build_dcgan(dict(tiny_config, PRECISION="mixed_bfloat16"), classes=10)
+    dcgan = train_dcgan.build_dcgan(dict(tiny_config, PRECISION="mixed_bfloat16"), classes=train_dcgan.GeneratorClasses(10, from_noise=True))
     assert "mixed_bfloat16" in {layer.dtype_policy.name for layer in dcgan.ema_generator.layers}
     outputs = epoch_outputs(tmp_path)
     outputs.set_model(dcgan)
