@@ -716,9 +716,8 @@ def train(config, restart=False):
         steps_per_execution = 1 if distributed else min(config["STEPS_PER_EXECUTION"], steps_per_epoch)
         dcgan = build_dcgan(config, strategy, classes, policy, steps_per_execution)
         print(f"data: {len(data.images):,} training images: {data.source}" + describe_classes(data, classes, config))
-        replicas = strategy.num_replicas_in_sync
-        print(f"training on {training_devices()}; precision {policy}; "
-              f"{f'{replicas} devices mirrored' if distributed else 'one device'}, {config['BATCH_SIZE']} digits a step")
+        print(f"training on {training_devices()}; precision {policy}; {replicas_in_words(strategy)}, "
+              f"{config['BATCH_SIZE']} digits a step")
         print(f"models: generator {dcgan.generator.count_params():,} parameters, discriminator "
               f"{dcgan.discriminator.count_params():,} (layer by layer in {os.path.join(output_dir, 'models.txt')})")
         evaluator = None
@@ -816,27 +815,33 @@ def build_dcgan(config, strategy=None, classes=NO_CLASSES, policy=None, steps_pe
 # ------------------------------------------------------------------------------------------------------------------
 # Other data sources (npz, IDX files, image folders, Keras' loader), labels, and the checks on what was loaded
 # ------------------------------------------------------------------------------------------------------------------
-def class_indices_from(labels, where):
-    """Labels as one integer per image: (N,) as they are, (N, 1) flattened, one-hot rows (N, classes) as the index
-    of their 1; anything else is refused with what was found."""
+def one_label_per_image(labels, where):
+    """Labels as one per image: whole numbers, (N,) as they are, (N, 1) flattened, one-hot rows (N, classes) as the
+    index of their 1; or names (strings), which become classes as class folders' names do. Anything else is
+    refused with what was found."""
     labels = np.asarray(labels)
     if labels.ndim == 2 and labels.shape[1] == 1:
         labels = labels[:, 0]
-    elif labels.ndim == 2 and np.isin(labels, (0, 1)).all() and (labels.sum(1) == 1).all():
+    if labels.ndim == 1 and labels.dtype.kind in "US":  # names: "seven", b"7"
+        return np.char.decode(labels, "utf-8") if labels.dtype.kind == "S" else labels
+    if labels.ndim == 2 and np.isin(labels, (0, 1)).all() and (labels.sum(1) == 1).all():
         labels = labels.argmax(1)
-    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer) and not np.all(labels == np.round(labels)):
-        raise FixableError(f"{where} holds labels of shape {labels.shape} ({labels.dtype}); expected one whole "
-                            f"number per image, shape (N,), (N, 1) or one-hot (N, classes).")
+    if (labels.ndim != 1 or labels.dtype.kind not in "biuf"
+            or not np.issubdtype(labels.dtype, np.integer) and not np.all(labels == np.round(labels))):
+        raise FixableError(f"{where} holds labels of shape {labels.shape} ({labels.dtype}); expected one per image: "
+                           f"whole numbers or names, shape (N,) or (N, 1), or one-hot rows (N, classes).")
     return labels.astype(np.int64)
 
 
 def checked_digits(images, labels, images_name, labels_name):
-    """uint8 digits (N, 28, 28) and one label each -> (float digits, class indices); anything else is refused with
+    """uint8 digits (N, 28, 28) and one label each (or None) -> (float digits, labels); anything else is refused with
     what was found."""
     if images.ndim != 3 or images.shape[1:] != (28, 28) or images.dtype != np.uint8:
         raise FixableError(f"{images_name} holds {images.dtype} images of shape {images.shape}; expected (N, 28, 28) "
                             f"uint8 digits, pixel values 0-255.")
-    labels = class_indices_from(labels, labels_name)
+    if labels is None:
+        return to_unit_float(images), None
+    labels = one_label_per_image(labels, labels_name)
     if len(labels) != len(images):
         raise FixableError(f"{labels_name} holds {len(labels)} labels for {len(images)} images; they must match one "
                             f"to one.")
@@ -850,7 +855,9 @@ def load_npz(path, split="train"):
         with np.load(path, allow_pickle=False) as archive:
             if split == "test" and "x_test" not in archive:
                 return None
-            images, labels = archive[f"x_{split}"], archive[f"y_{split}"]
+            # The test split's labels are never used (the metrics compare images), so they may be missing.
+            images = archive[f"x_{split}"]
+            labels = archive["y_train"] if split == "train" else archive["y_test"] if "y_test" in archive else None
     except KeyError:
         raise FixableError(f"{path} has no x_{split}/y_{split} arrays. Give an npz in the Keras mnist.npz "
                             f"layout (x_train, y_train, and optionally x_test, y_test).") from None
@@ -928,31 +935,38 @@ def grayscale_pixels(image):
 
 def load_image_folder(folder):
     """Every image file under `folder`, any size or mode, as 28x28 grayscale digits, and their labels: the names
-    of the subfolders they sit in when every image sits in one (`my_digits/7/a.png` is a 7), else None.
+    of the subfolders they sit in (`my_digits/7/a.png` is a 7) where there are two such class folders or more,
+    else None. Files beside class folders have no class; they are skipped with a warning naming them.
 
     Files that are not images, and images too large for Pillow to decode safely (over Image.MAX_IMAGE_PIXELS
     pixels twice over, about 179 million: its guard against decompression bombs), are skipped with a warning
     naming them. Phone photos are turned upright by their EXIF orientation. Images whose border is mostly bright
     (dark ink on white paper) are inverted, since the models learn MNIST's white-on-black digits.
     """
+    paths = [os.path.relpath(path, folder) for path in image_files(folder)]
+    classes = {path.split(os.sep)[0] for path in paths if os.sep in path}
+    beside = [path for path in paths if os.sep not in path] if len(classes) > 1 else []
     digits, skipped, too_large, labels = [], [], [], []
-    for path in image_files(folder):
+    for relative in (path for path in paths if path not in beside):
         try:
-            with Image.open(path) as image:
-                pixels = grayscale_pixels(ImageOps.exif_transpose(image))
+            with warnings.catch_warnings():  # Pillow warns of images over 89 megapixels; this one shrinks it at once
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                with Image.open(os.path.join(folder, relative)) as image:
+                    pixels = grayscale_pixels(shrunk(ImageOps.exif_transpose(image)))
             pixels = np.asarray(Image.fromarray(pixels).resize(IMAGE_SHAPE[:2], Image.Resampling.LANCZOS))
         except Image.DecompressionBombError:
-            too_large.append(os.path.relpath(path, folder))
+            too_large.append(relative)
             continue
         except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
-            skipped.append(os.path.relpath(path, folder))
+            skipped.append(relative)
             continue
         border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
         digits.append(255 - pixels if border.mean() > 127 else pixels)
-        relative = os.path.relpath(path, folder)
         labels.append(relative.split(os.sep)[0] if os.sep in relative else None)
     for paths, what in ((skipped, "that are not images"),
-                        (too_large, "too large to decode safely; shrink them below 100 megapixels")):
+                        (too_large, "too large to decode safely; shrink them below 100 megapixels"),
+                        (beside, f"beside its {len(classes)} class folders, which gives them no class; move them "
+                                 f"into one")):
         if paths:
             print(f"warning: skipped {len(paths)} file(s) in {folder} {what}: "
                   f"{', '.join(paths[:5])}{' ...' if len(paths) > 5 else ''}")
@@ -963,14 +977,28 @@ def load_image_folder(folder):
 
 
 def load_image_folders(folder, split):
-    """An image folder's (images, labels or None) for `split`, and its description. A folder laid out as train/
-    and test/ (each with its class folders, or none) is two splits, not two classes; any other folder is all
-    training images, with no test split (None)."""
+    """An image folder's (images, labels or None) for `split`, and its description. A folder whose subfolders are
+    train/ and test/, or train/ alone (each with its class folders, or none), holds splits, not classes; any other
+    folder is all training images. None for a missing test split."""
     halves = {name.lower(): os.path.join(folder, name) for name in os.listdir(folder)
               if os.path.isdir(os.path.join(folder, name))}
-    if {"train", "test"} <= set(halves):
-        return load_image_folder(halves[split]), f"the image folder {halves[split]}"
+    if "train" in halves and set(halves) <= {"train", "test"}:
+        if split not in halves:
+            return None, ""
+        return load_image_folder(halves[split]), f"the image folder {halves[split]} (its {split} split)"
     return (None if split == "test" else load_image_folder(folder)), f"the image folder {folder}"
+
+
+def shrunk(image, side=4 * IMAGE_SHAPE[0]):
+    """`image` reduced by a whole factor toward `side` pixels on its shorter edge where it is twice that or more:
+    the pixels of a photo are otherwise converted whole (as floats, for transparency) before the 28x28 resize."""
+    factor = min(image.size) // side
+    if factor < 2:
+        return image
+    if image.mode not in ("L", "LA", "RGB", "RGBA", "I", "F") or "transparency" in image.info:
+        image = image.convert("I" if image.mode.startswith("I;16") else "RGBA" if image.mode in ("P", "PA")
+                              or "transparency" in image.info else "L")
+    return image.reduce(factor)
 
 
 def load_keras_mnist(split="train"):
@@ -1350,8 +1378,8 @@ def writable_folder(folder):
         with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as error:
-        raise FixableError(f"--output_dir {folder!r} is not a folder you can write to ({error.strerror}). Pick one "
-                            f"you can, e.g. --output_dir ~/dcgan_outputs.") from None
+        raise FixableError(f"{folder} is not a folder you can write to ({error.strerror}). Give an --output_dir "
+                           f"you can write to, e.g. --output_dir ~/dcgan_outputs.") from None
     return folder
 
 
@@ -1763,8 +1791,10 @@ def build_quality_evaluator(data, samples, latent_dim, seed):
     digits = class_digits(data.class_names)
     evaluator = QualityEvaluator(load_classifier(), data.reference, samples, latent_dim, seed, digits)
     floor = data.pool[random_order(seed, len(data.pool))[:samples]]
+    floor_metrics = evaluator.evaluate_images(floor)
     print(f"metrics: against {data.reference_name}; real-data floor ({len(floor):,} training images): "
-          f"{format_metrics(evaluator.evaluate_images(floor))}"
+          f"{format_metrics(floor_metrics)}"
+          f"{' (KID is an unbiased estimate: near zero it can come out below it)' if floor_metrics['kid'] < 0 else ''}"
           f"{'' if digits is not None else ' (no class metrics: the classes are not digits)'}")
     return evaluator
 
@@ -1995,6 +2025,14 @@ def make_strategy(name):
     return tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
 
 
+def replicas_in_words(strategy):
+    """How many copies of the models train side by side, in words for the log."""
+    replicas = strategy.num_replicas_in_sync
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return f"{replicas} replicas over the workers of a multi-worker run"
+    return f"mirrored over {replicas} devices" if strategy is not tf.distribute.get_strategy() else "one device"
+
+
 def is_chief(strategy):
     """True unless this process is a non-chief worker of a multi-worker run (worker 0 leads when no chief)."""
     resolver = getattr(strategy, "cluster_resolver", None)
@@ -2090,8 +2128,8 @@ def build_arg_parser():
         parser.add_argument(f"--{name.lower()}", dest=name, type=convert, default=default, choices=CHOICES.get(name),
                             metavar=type(default).__name__.upper(), help=comments.get(name, ""))
     parser.add_argument("--digit", metavar="CLASS", default=None,
-                        help="with --generate N and a conditional generator: N digits of this class (e.g. 7); "
-                             "without it, an equal number of every class")
+                        help="with --generate N: N digits of this class (e.g. 7), from a generator that draws "
+                             "classes (the default's, or a --conditional 1 one); without it, every class equally")
     parser.add_argument("--pretrained", action="store_true",
                         help="with --generate, --evaluate or --interpolate: use the committed "
                              "pretrained/generator.keras instead of OUTPUT_DIR/generator.keras")

@@ -95,7 +95,7 @@ def test_two_workers_train_identically_and_only_the_chief_writes(tmp_path):
     fingerprints = [line for stdout, _ in outputs for line in stdout.splitlines()
                     if line.startswith("generator weights fingerprint:")]
     assert len(fingerprints) == 2 and fingerprints[0] == fingerprints[1]
-    assert "2 replica(s)" in outputs[0][0]
+    assert "2 replicas" in outputs[0][0]
     chief_files = set(os.listdir(tmp_path / "worker0"))
     assert {"generator.keras", "generated_images.gif", "history.csv", "samples"} <= chief_files
     assert not (tmp_path / "worker1").exists()
@@ -167,7 +167,7 @@ def test_the_default_settings_train_and_continue_mirrored_over_two_devices(tmp_p
                             capture_output=True, text=True, timeout=600, env=CPU_ONLY)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.count("exit 0") == 2, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "2 replica(s) (MirroredStrategy)" in result.stdout
+    assert "mirrored over 2 devices" in result.stdout
     assert "continuing the finished run" in result.stdout and "epoch 2/2" in result.stdout
 
 
