@@ -487,6 +487,34 @@ class DCGAN(keras.Model):
         return logs
 
 
+def build_dcgan(config, strategy=None, classes=NO_CLASSES, policy=None, steps_per_execution=None):
+    """Generator, discriminator and the compiled DCGAN, built in the strategy's scope under `policy` (default: the
+    one PRECISION resolves to); `classes` (see run_classes): what both models know of the classes.
+    `steps_per_execution`: default STEPS_PER_EXECUTION."""
+    strategy = strategy or tf.distribute.get_strategy()
+    policy = policy or choose_precision(config["PRECISION"])
+    keras.mixed_precision.set_global_policy(policy)
+
+    def adam(learning_rate):
+        optimizer = keras.optimizers.Adam(learning_rate, beta_1=config["BETA_1"])
+        # float16 gradients underflow without loss scaling; bfloat16 has float32's range and needs none.
+        return keras.optimizers.LossScaleOptimizer(optimizer) if policy == "mixed_float16" else optimizer
+
+    with strategy.scope():
+        dcgan = DCGAN(build_generator(config["LATENT_DIM"], config["G_CHANNELS"], classes),
+                      build_discriminator(config["D_CHANNELS"], config["DROPOUT"], config["D_GROUP_STD"],
+                                          classes.count),
+                      config["EMA_DECAY"], config["G_LOSS"], config["R1_GAMMA"])
+        dcgan.compile(
+            d_optimizer=adam(config["D_LEARNING_RATE"]),
+            g_optimizer=adam(config["G_LEARNING_RATE"]),
+            loss_fn=keras.losses.BinaryCrossentropy(from_logits=True),
+            steps_per_execution=steps_per_execution or config["STEPS_PER_EXECUTION"],
+            jit_compile=False,  # XLA on CPU bypasses oneDNN's fast kernels
+        )
+    return dcgan
+
+
 # ------------------------------------------------------------------------------------------------------------------
 # After each epoch: the sample grid, the logs, the metrics, the models, the checkpoint; at the end, the GIF
 # ------------------------------------------------------------------------------------------------------------------
@@ -505,7 +533,7 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
 
     @staticmethod
     def stop_if_not_finite(logs, where):
-        bad = {k: float(v) for k, v in (logs or {}).items() if k in ("d_loss", "g_loss") and not math.isfinite(float(v))}
+        bad = {k: float(v) for k, v in (logs or {}).items() if k in ("d_loss", "g_loss") and not math.isfinite(v)}
         if bad:
             raise TrainingDivergedError(
                 f"{', '.join(f'{k}={v}' for k, v in bad.items())} {where}. The outputs and checkpoint of the last "
@@ -783,33 +811,6 @@ def describe_classes(data, classes, config):
         return (f"; no classes ({'--conditional' if config['CONDITIONAL'] else 'noise class'} off), since "
                 + ("the data has no labels" if data.labels is None else f"it has only the class {data.class_names}"))
     return "; classes not used (--noise_class 0)"
-
-
-def build_dcgan(config, strategy=None, classes=NO_CLASSES, policy=None, steps_per_execution=None):
-    """Generator, discriminator and the compiled DCGAN, built in the strategy's scope under `policy` (default: the
-    one PRECISION resolves to); `classes` (see run_classes): what both models know of the classes.
-    `steps_per_execution`: default STEPS_PER_EXECUTION."""
-    strategy = strategy or tf.distribute.get_strategy()
-    policy = policy or choose_precision(config["PRECISION"])
-    keras.mixed_precision.set_global_policy(policy)
-
-    def adam(learning_rate):
-        optimizer = keras.optimizers.Adam(learning_rate, beta_1=config["BETA_1"])
-        # float16 gradients underflow without loss scaling; bfloat16 has float32's range and needs none.
-        return keras.optimizers.LossScaleOptimizer(optimizer) if policy == "mixed_float16" else optimizer
-
-    with strategy.scope():
-        dcgan = DCGAN(build_generator(config["LATENT_DIM"], config["G_CHANNELS"], classes),
-                      build_discriminator(config["D_CHANNELS"], config["DROPOUT"], config["D_GROUP_STD"], classes.count),
-                      config["EMA_DECAY"], config["G_LOSS"], config["R1_GAMMA"])
-        dcgan.compile(
-            d_optimizer=adam(config["D_LEARNING_RATE"]),
-            g_optimizer=adam(config["G_LEARNING_RATE"]),
-            loss_fn=keras.losses.BinaryCrossentropy(from_logits=True),
-            steps_per_execution=steps_per_execution or config["STEPS_PER_EXECUTION"],
-            jit_compile=False,  # XLA on CPU bypasses oneDNN's fast kernels
-        )
-    return dcgan
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -1818,14 +1819,15 @@ def load_saved_generator(path):
     try:
         generator = keras.models.load_model(path)
     except Exception as error:  # a damaged zip or config surfaces as many exception types
-        saved_by = saved_keras_version(path)
+        saved_by, cause = saved_keras_version(path), str(error).strip().splitlines()[-1]  # Keras nests its causes
+        cause = cause.removeprefix("Exception encountered: ")
         if saved_by and version_tuple(saved_by) > version_tuple(keras.__version__):
             raise FixableError(f"{path} was saved by Keras {saved_by} and does not load in the Keras "
-                               f"{keras.__version__} installed here ({error}). Upgrade Keras: `pip install -U keras` "
+                               f"{keras.__version__} installed here ({cause}). Upgrade Keras: `pip install -U keras` "
                                f"(3.15 or newer, as requirements.txt asks).") from None
         fix = (f"Restore it with `git checkout -- {os.path.dirname(path)}`" if path == PRETRAINED_GENERATOR_PATH
                else "Train again to replace it, or point --output_dir at another run's folder")
-        raise FixableError(f"{path} could not be loaded ({error}). {fix}.") from None
+        raise FixableError(f"{path} could not be loaded ({cause}). {fix}.") from None
     classes = generator_classes(generator).count
     try:
         with open(os.path.join(os.path.dirname(path), "classes.json"), encoding="utf-8") as file:

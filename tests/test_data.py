@@ -228,7 +228,7 @@ def test_npz_labels_as_a_column_or_one_hot_become_one_class_per_digit(tmp_path, 
 def test_npz_labels_of_another_shape_are_a_named_error(tmp_path, small_digits):
     path = str(tmp_path / "mine.npz")
     np.savez(path, x_train=as_uint8(small_digits[0]), y_train=np.ones((300, 2)) * 0.5)
-    with pytest.raises(FixableError, match=r"y_train holds labels of shape \(300, 2\).*one whole number per image"):
+    with pytest.raises(FixableError, match=r"y_train holds labels of shape \(300, 2\).*one per image: whole numbers or names"):
         train_dcgan.load_digits(path)
 
 

@@ -150,3 +150,18 @@ def test_the_log_says_one_device_not_tensorflows_private_name(tmp_path):
     code, printed, err = run_main("--epochs", "1", "--max_train_images", "64", *QUICK, "--output_dir",
                                   str(tmp_path / "out"))
     assert code == 0 and "one device, 16 digits a step" in printed and "_Default" not in printed, err
+
+
+def test_a_generator_from_a_newer_keras_names_both_versions_and_the_fix(tmp_path, capsys):
+    import zipfile
+    path = tmp_path / "generator.keras"
+    with zipfile.ZipFile(path, "w") as archive:  # as a newer Keras would write it, with a config this one refuses
+        archive.writestr("metadata.json", '{"keras_version": "99.0.0"}')
+        archive.writestr("config.json", '{"class_name": "Functional", "config": {"layers": "from the future"}}')
+    code = train_dcgan.main(generate=2, output_dir=str(tmp_path))
+    err = capsys.readouterr().err
+    assert code == 2 and "saved by Keras 99.0.0" in err and f"Keras {train_dcgan.keras.__version__} installed" in err
+    assert "pip install -U keras" in err and "Train again" not in err and len(err.strip().splitlines()) == 1
+    path.write_bytes(b"not a zip at all")  # damaged: training again is the fix
+    code = train_dcgan.main(generate=2, output_dir=str(tmp_path))
+    assert code == 2 and "Train again to replace it" in capsys.readouterr().err

@@ -86,7 +86,8 @@ def test_keyword_settings_are_the_flags_and_an_unknown_one_is_refused(tmp_path, 
 
 
 def test_training_leaves_the_callers_precision_policy_and_plotting_backend_as_they_were(tmp_path):
-    code = ("import matplotlib\nmatplotlib.use('svg')\nimport keras\nkeras.mixed_precision.set_global_policy('float32')\n"
+    code = ("import matplotlib\nmatplotlib.use('svg')\n"
+            "import keras\nkeras.mixed_precision.set_global_policy('float32')\n"
             f"import sys; sys.path.insert(0, {REPO!r}); import train_dcgan\n"
             f"status = train_dcgan.main(epochs=1, max_train_images=64, metrics_every=0, grid_rows=2, "
             f"steps_per_execution=2, precision='mixed_bfloat16', output_dir={str(tmp_path / 'out')!r})\n"

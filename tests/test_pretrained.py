@@ -51,7 +51,8 @@ def test_the_committed_generator_computes_in_float32_and_converts_to_tflite():
 
 
 def test_a_generator_trained_in_bfloat16_is_saved_in_float32(tiny_config, tmp_path):
-    dcgan = train_dcgan.build_dcgan(dict(tiny_config, PRECISION="mixed_bfloat16"), classes=train_dcgan.GeneratorClasses(10, from_noise=True))
+    noise_classes = train_dcgan.GeneratorClasses(10, from_noise=True)
+    dcgan = train_dcgan.build_dcgan(dict(tiny_config, PRECISION="mixed_bfloat16"), classes=noise_classes)
     assert "mixed_bfloat16" in {layer.dtype_policy.name for layer in dcgan.ema_generator.layers}
     outputs = epoch_outputs(tmp_path)
     outputs.set_model(dcgan)

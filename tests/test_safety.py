@@ -168,3 +168,20 @@ def test_ctrl_c_before_the_first_epoch_says_where_things_stand(tmp_path, monkeyp
     assert code == 130 and "interrupted; no epoch had finished; run the same command again" in printed
     assert "Traceback" not in printed + err
     assert train_dcgan.keras.mixed_precision.global_policy().name == "float32"  # as before the call
+
+
+def test_ctrl_c_while_tensorflow_loads_is_one_line(tmp_path):
+    """A stand-in tensorflow that takes its time to load, and Ctrl+C (SIGINT) meanwhile."""
+    import signal
+    import time
+    fake = tmp_path / "slow" / "tensorflow"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("import time\ntime.sleep(60)\n")
+    env = dict(os.environ, PYTHONPATH=str(fake.parent))
+    process = subprocess.Popen([sys.executable, os.path.join(REPO, "train_dcgan.py"), "--help"], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(3)  # well inside the minute the stand-in sleeps
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err[-2000:]
+    assert "interrupted while TensorFlow was loading; nothing was written." in err and "Traceback" not in err + out
