@@ -106,7 +106,7 @@ def build_variants(images, labels, samples_dir, ablation_policy):
     defaults = {"STEPS_PER_EXECUTION": train_dcgan.STEPS_PER_EXECUTION, "R1_GAMMA": train_dcgan.R1_GAMMA,
                 "NOISE_CLASS": train_dcgan.NOISE_CLASS, "EMA": True}
     # What each part costs (or would cost) per step: one change from the defaults per row. NOISE_CLASS off is the
-    # former default (the discriminator's class head instead).
+    # plain DCGAN of the design card, no classes.
     changes = [{"STEPS_PER_EXECUTION": 1}, {"EMA": False}, {"R1_GAMMA": 0.0 if train_dcgan.R1_GAMMA else 1.0},
                {"NOISE_CLASS": not train_dcgan.NOISE_CLASS}]
     class_names = [str(label) for label in np.unique(labels)]

@@ -76,9 +76,13 @@ def test_a_healthy_run_on_a_machine_without_gpus_logs_no_error_lines(tmp_path):
     result = run_script("--epochs", "1", *QUICK, "--metrics_every", "0", "--output_dir", str(tmp_path / "out"))
     assert result.returncode == 0, result.stderr[-2000:]
     lines = (result.stdout + result.stderr).splitlines()
-    # TensorFlow's start-up notes ("I0000 ... oneDNN custom operations are on ... round-off errors") are its own.
-    assert not [line for line in lines if line.startswith("E0000") or "cuInit" in line
-                or "error" in line.lower() and not line.startswith("I0000")]
+    # TensorFlow's start-up notes ("I0000 ... oneDNN custom operations are on ... round-off errors") are its own, and
+    # so is the one line TensorFlow 2.20's graph optimizer prints whatever the log level ("remapper failed", on the
+    # R1 penalty's nested gradient; docs/experiments.md, 2026-12-05); 2.21 prints nothing of the kind.
+    tensorflow_220 = train_dcgan.tf.__version__.startswith("2.20.")
+    assert not [line for line in lines if (line.startswith("E0000") or "cuInit" in line
+                                           or "error" in line.lower() and not line.startswith("I0000"))
+                and not (tensorflow_220 and "meta_optimizer.cc" in line and "remapper failed" in line)]
 
 
 def tensorboard_events(folder):
