@@ -649,9 +649,9 @@ class EpochOutputs(keras.callbacks.Callback):
             self.run_facts, epoch=epoch, epochs=self.last_epoch, finished=epoch == self.last_epoch,
             weights=weights_name,
             random_states=[variable.numpy().tolist() for variable in random_state_variables(self.model)]))
-        # The older epochs' weights go (this script's only: the record says which).
+        # The earlier epochs' weights go (this script's only: the record says which; later epochs' names stay).
         remove_outputs(self.output_dir, keep=lambda name: not name.startswith("checkpoint/epoch_")
-                       or name == f"checkpoint/{weights_name}")
+                       or int(name.split("_")[1].split(".")[0]) >= epoch)
 
     def write_tensorboard(self, epoch, logs, quality, grid):
         """OUTPUT_DIR/tensorboard/: the epoch's logs, its quality metrics and its sample grid, at step = epoch."""

@@ -91,6 +91,16 @@ def test_the_users_files_beside_a_run_survive_resume_continue_restart_and_every_
     assert os.path.exists(os.path.join(out, "interpolation.gif"))
 
 
+def test_a_run_keeps_only_its_last_epochs_weights_and_records_every_file_it_wrote(tmp_path):
+    out = str(tmp_path / "out")
+    code, _, err = run_main("--epochs", "3", *QUICK, "--output_dir", out)
+    assert code == 0, err[-3000:]
+    assert sorted(os.listdir(os.path.join(out, "checkpoint"))) == ["epoch_003.weights.h5", "state.json"]
+    written = {os.path.relpath(os.path.join(root, name), out).replace(os.sep, "/")
+               for root, _, names in os.walk(out) for name in names} - {".lock", train_dcgan.OUTPUTS_RECORD}
+    assert written <= train_dcgan.recorded_outputs(out)  # --restart could remove each of them
+
+
 def test_continuing_onto_a_users_file_of_a_later_epochs_name_stops_first(tmp_path):
     out = str(tmp_path / "out")
     code, _, err = run_main("--epochs", "1", *QUICK, "--output_dir", out)
