@@ -1327,7 +1327,7 @@ def refuse_files_not_ours(output_dir, names):
     if theirs:
         shown = ", ".join(theirs[:6]) + (f" and {len(theirs) - 6} more" if len(theirs) > 6 else "")
         raise FixableError(f"{output_dir} holds {shown}, which this script did not write and would overwrite. "
-                           f"Nothing was written or removed: move those files elsewhere, or give another "
+                           f"Your files were left as they were: move those elsewhere, or give another "
                            f"--output_dir.")
 
 

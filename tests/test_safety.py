@@ -49,7 +49,7 @@ def test_files_of_the_outputs_names_that_the_script_did_not_write_stop_it_before
     generator = ["--pretrained"] if command[0] in ("--generate", "--interpolate") else []
     code, printed, err = run_main(*command, *generator, "--output_dir", out)
     assert code == 2 and "which this script did not write and would overwrite" in err, printed + err
-    assert "Nothing was written or removed" in err and len(err.strip().splitlines()) == 1
+    assert "Your files were left as they were" in err and len(err.strip().splitlines()) == 1
     assert contents(out, THEIRS + SAME_NAMES) == before
     assert not os.path.exists(os.path.join(out, train_dcgan.OUTPUTS_RECORD))
 
