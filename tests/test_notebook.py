@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import nbformat
-import pytest
 
 import train_dcgan
 from conftest import REPO
