@@ -156,10 +156,9 @@ def load_digits(data, split="train"):
 
 
 # The reference is what the metrics compare with; `pool` every training image before MAX_TRAIN_IMAGES picks some,
-# from which the metrics' real-data floor is drawn. `path`: DATA resolved ("auto" stays); `fingerprint`: a hash of
-# the images, labels and class names trained on, which tells a resumed run whether it still has the same data.
+# from which the metrics' real-data floor is drawn. `path`: DATA resolved ("auto" stays).
 TrainingData = collections.namedtuple(
-    "TrainingData", "images labels class_names source reference reference_name pool path fingerprint")
+    "TrainingData", "images labels class_names source reference reference_name pool path")
 
 
 def load_training_data(data, seed, max_train_images=0):
@@ -180,10 +179,8 @@ def load_training_data(data, seed, max_train_images=0):
         keep = np.sort(np.random.default_rng(seed).choice(len(images), max_train_images, replace=False))
         images, labels = images[keep], None if labels is None else labels[keep]
     class_indices, class_names = encode_labels(labels) if labels is not None else (None, [])
-    digest = hashlib.sha256(np.ascontiguousarray(images).tobytes())
-    digest.update(json.dumps(class_names).encode() + (b"" if labels is None else class_indices.tobytes()))
     return TrainingData(images, class_indices, class_names, source, reference, reference_name, pool,
-                        data if data == "auto" else os.path.abspath(data), digest.hexdigest()[:16])
+                        data if data == "auto" else os.path.abspath(data))
 
 
 def make_dataset(images, batch_size, seed, latent_dim, labels=None):
@@ -715,7 +712,8 @@ def train(config, restart=False):
     finished = state is not None and done_epochs == config["EPOCHS"]
     data = None if finished else load_training_data(config["DATA"], config["SEED"], config["MAX_TRAIN_IMAGES"])
     if data is not None:
-        check_same_data(state, data, config["OUTPUT_DIR"])
+        fingerprint = data_fingerprint(data)
+        check_same_data(state, data, fingerprint, config["OUTPUT_DIR"])
         check_training_data(data, config["BATCH_SIZE"], config["CONDITIONAL"])
         check_batch_per_replica(config["BATCH_SIZE"], config["D_GROUP_STD"], strategy.num_replicas_in_sync)
     output_dir = config["OUTPUT_DIR"] if chief else tempfile.mkdtemp(prefix="dcgan-worker-")
@@ -781,7 +779,7 @@ def train(config, restart=False):
             read_csv_rows(os.path.join(output_dir, "history.csv"), done_epochs),
             read_csv_rows(os.path.join(output_dir, "metrics.csv"), done_epochs),
             run_facts={"config": config, "policy": policy, "spans": settings_spans(state, config, done_epochs),
-                       "data": {"path": data.path, "source": data.source, "fingerprint": data.fingerprint}},
+                       "data": {"path": data.path, "source": data.source, "fingerprint": fingerprint}},
             plain_log=not progress_bar)
         dataset = make_dataset(data.images, config["BATCH_SIZE"], config["SEED"], config["LATENT_DIM"],
                                data.labels if classes.count else None)
@@ -807,8 +805,8 @@ def describe_classes(data, classes, config):
     if classes.count:
         return (f", {classes.count} classes ({', '.join(data.class_names)}), "
                 + ("each generated digit's class picked by its noise" if classes.from_noise else "asked for by label"))
-    if config["NOISE_CLASS"] or config["CONDITIONAL"]:
-        return (f"; no classes ({'--conditional' if config['CONDITIONAL'] else 'noise class'} off), since "
+    if config["NOISE_CLASS"]:  # (a conditional run without two classes was refused by check_training_data)
+        return ("; no classes (noise class off), since "
                 + ("the data has no labels" if data.labels is None else f"it has only the class {data.class_names}"))
     return "; classes not used (--noise_class 0)"
 
@@ -946,9 +944,9 @@ def load_image_folder(folder):
     """
     paths = [os.path.relpath(path, folder) for path in image_files(folder)]
     classes = {path.split(os.sep)[0] for path in paths if os.sep in path}
-    beside = [path for path in paths if os.sep not in path] if len(classes) > 1 else []
+    beside = sorted(path for path in paths if os.sep not in path) if len(classes) > 1 else []
     digits, skipped, too_large, labels = [], [], [], []
-    for relative in (path for path in paths if path not in beside):
+    for relative in sorted(set(paths) - set(beside)):
         try:
             with warnings.catch_warnings():  # Pillow warns of images over 89 megapixels; this one shrinks it at once
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -1100,12 +1098,12 @@ def fixed_noise(seed, count, latent_dim):
     return np.random.default_rng(seed).standard_normal((count, latent_dim)).astype(np.float32)
 
 
-def fixed_sample_inputs(seed, rows, latent_dim, classes=None):
+def fixed_sample_inputs(seed, rows, latent_dim, classes=NO_CLASSES):
     """(generator inputs, rows) of every epoch's sample grid: rows x rows digits from noise drawn from SEED alone
     (a resumed run gets the same); for a run with classes one row per class, the same noise down each column, so
     every class is seen improving side by side (and the noise's share of the look, the style, along each row)."""
     noise = fixed_noise(seed, rows ** 2, latent_dim)
-    if not classes or not classes.count:
+    if not classes.count:
         return noise, None
     labels = np.repeat(np.arange(classes.count, dtype=np.int32), rows)
     return generator_inputs(classes, np.tile(noise[:rows], (classes.count, 1)), labels), classes.count
@@ -1212,9 +1210,17 @@ def check_resumable(state, config, policy):
     return state["epoch"]
 
 
-def check_same_data(state, data, output_dir):
+def data_fingerprint(data):
+    """A short hash of the images, labels and class names trained on (a TrainingData): what tells a resumed run
+    whether it still has the same data, however DATA is spelled."""
+    digest = hashlib.sha256(np.ascontiguousarray(data.images).tobytes())
+    digest.update(json.dumps(data.class_names).encode() + (b"" if data.labels is None else data.labels.tobytes()))
+    return digest.hexdigest()[:16]
+
+
+def check_same_data(state, data, fingerprint, output_dir):
     """Refuse to go on with a run on other images than it was trained on, however --data is spelled now."""
-    if state is not None and "data" in state and state["data"]["fingerprint"] != data.fingerprint:
+    if state is not None and "data" in state and state["data"]["fingerprint"] != fingerprint:
         continue_with = shell_words(["--data", state["data"]["path"]])
         raise FixableError(f"the run in {output_dir} was trained on other images ({state['data']['source']}) than "
                            f"the {data.source} it was given now. Continue it with {continue_with}, if those images "
@@ -1335,7 +1341,11 @@ def record_outputs(output_dir, names):
     """Add `names` to the record of the script's files in OUTPUT_DIR."""
     ours = recorded_outputs(output_dir)
     if not ours.issuperset(names):
-        write_json(os.path.join(output_dir, OUTPUTS_RECORD), sorted(ours.union(names)))
+        write_record(output_dir, ours.union(names))
+
+
+def write_record(output_dir, names):
+    write_json(os.path.join(output_dir, OUTPUTS_RECORD), sorted(names))
 
 
 def remove_outputs(output_dir, keep=lambda name: False):
@@ -1352,7 +1362,7 @@ def remove_outputs(output_dir, keep=lambda name: False):
         with contextlib.suppress(OSError):  # a folder that still holds the user's files stays
             os.rmdir(os.path.join(output_dir, *folder.split("/")))
     if gone:
-        write_json(os.path.join(output_dir, OUTPUTS_RECORD), sorted(ours - gone))
+        write_record(output_dir, ours - gone)
     return removed
 
 
@@ -2179,19 +2189,21 @@ def chosen_action(args):
     return action
 
 
-def parse_config(argv):
-    """Parse the command line into (config dict of constants, action arguments with .action the one to take)."""
-    args = build_arg_parser().parse_args(argv)
+def parse_config(argv, settings=None):
+    """Parse the command line, and main()'s keyword `settings` as the flags they stand for, into (config dict of
+    constants, action arguments with .action the one to take)."""
+    parser = build_arg_parser()
+    args = parser.parse_args([*argv, *keyword_flags(parser, settings or {})])
     config = {name: getattr(args, name) for name in DEFAULT_CONFIG}
     validate_config(config)
     args.action = chosen_action(args)
     return config, args
 
 
-def keyword_flags(settings):
+def keyword_flags(parser, settings):
     """main()'s keyword settings as the command-line words they stand for: epochs=2 is --epochs 2, pretrained=True is
     --pretrained (and pretrained=False nothing)."""
-    switches = {action.dest for action in build_arg_parser()._actions if action.nargs == 0}
+    switches = {action.dest for action in parser._actions if action.nargs == 0}
     words = []
     for name, value in settings.items():
         if name.lower() in switches:
@@ -2208,7 +2220,7 @@ def main(argv=(), **settings):
     diverged, 2 a problem the message names, 130 interrupted. Keras' precision policy is left as it was found."""
     policy, args = keras.mixed_precision.global_policy(), None
     try:
-        config, args = parse_config([*argv, *keyword_flags(settings)])
+        config, args = parse_config(argv, settings)
         generator_path = (PRETRAINED_GENERATOR_PATH if args.pretrained
                           else os.path.join(config["OUTPUT_DIR"], "generator.keras"))
         if args.action == "generate":
@@ -2220,8 +2232,8 @@ def main(argv=(), **settings):
             return write_interpolation(config["OUTPUT_DIR"], config["SEED"], config["GRID_ROWS"],
                                        config["INTERPOLATION_FRAMES"], generator_path)
         return train(config, restart=args.restart)
-    except SystemExit as exit:  # argparse after --help or a bad flag, which it has explained
-        return exit.code
+    except SystemExit as stop:  # argparse after --help or a bad flag, which it has explained
+        return stop.code
     except KeyboardInterrupt:
         print(f"\ninterrupted; {interrupted_where(config if args and args.action == 'train' else None)}")
         return 130

@@ -129,7 +129,7 @@ def test_words_the_review_found_wrong(tmp_path, monkeypatch, capsys):
     help_text = train_dcgan.build_arg_parser().format_help()
     assert "conditional generator:" not in help_text and "classes (the default's" in " ".join(help_text.split())
     monkeypatch.setattr(train_dcgan, "kernel_distance", lambda *args, **kwargs: -0.0004)
-    data = train_dcgan.TrainingData(*([None] * 9))._replace(
+    data = train_dcgan.TrainingData(*([None] * len(train_dcgan.TrainingData._fields)))._replace(
         reference=np.zeros((60, 28, 28, 1), np.float32), pool=np.random.default_rng(0).random((100, 28, 28, 1)),
         class_names=[], reference_name="test images")
     train_dcgan.build_quality_evaluator(data, 100, 128, 0)

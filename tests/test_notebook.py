@@ -75,7 +75,9 @@ def test_main_in_a_kernel_ignores_the_kernels_command_line(tmp_path, monkeypatch
 
 
 def test_keyword_settings_are_the_flags_and_an_unknown_one_is_refused(tmp_path, capsys):
-    assert train_dcgan.keyword_flags({"epochs": 2, "pretrained": True, "restart": False, "noise_class": False}) == [
+    parser = train_dcgan.build_arg_parser()
+    settings = {"epochs": 2, "pretrained": True, "restart": False, "noise_class": False}
+    assert train_dcgan.keyword_flags(parser, settings) == [
         "--epochs", "2", "--pretrained", "--noise_class", "False"]
     code = train_dcgan.main(epochs=1, batch_size=0, output_dir=str(tmp_path / "out"))
     assert code == 2 and "--batch_size must be at least 1" in capsys.readouterr().err
