@@ -87,7 +87,7 @@ EPOCHS = 50                # passes over the training digits
 BATCH_SIZE = 32            # real digits per training step (and as many generated ones), over all devices together
 LATENT_DIM = 128           # length of the generator's noise vector
 G_CHANNELS = 128           # generator channels at 7x7; halved at 14x14, quartered at 28x28
-D_CHANNELS = 64            # discriminator channels at 14x14; doubled at 7x7
+D_CHANNELS = 32            # discriminator channels at 14x14; doubled at 7x7
 DROPOUT = 0.1              # discriminator dropout rate
 D_GROUP_STD = 4            # D also sees how much digits differ in groups of this many (minibatch std-dev; 0 = off)
 D_LEARNING_RATE = 4e-4     # Adam learning rate of the discriminator
