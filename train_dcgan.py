@@ -1051,7 +1051,7 @@ def check_training_data(data, batch_size, conditional):
 
 
 # ------------------------------------------------------------------------------------------------------------------
-# Model parts: the minibatch std-dev, 16-bit dropout and row-dot layers, the grid's inputs, float32 copies, fingerprints
+# Model parts: std-dev, 16-bit dropout and row-dot layers, noise, the grid's inputs, float32 copies, fingerprints
 # ------------------------------------------------------------------------------------------------------------------
 @keras.saving.register_keras_serializable(package="train_dcgan")
 class GroupStdDev(layers.Layer):
