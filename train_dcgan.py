@@ -88,7 +88,7 @@ BATCH_SIZE = 32            # real digits per training step (and as many generate
 LATENT_DIM = 128           # length of the generator's noise vector
 G_CHANNELS = 128           # generator channels at 7x7; halved at 14x14, quartered at 28x28
 D_CHANNELS = 32            # discriminator channels at 14x14; doubled at 7x7
-DROPOUT = 0.1              # discriminator dropout rate
+DROPOUT = 0.0              # discriminator dropout rate (0 = none: R1_GAMMA regularises D instead)
 D_GROUP_STD = 4            # D also sees how much digits differ in groups of this many (minibatch std-dev; 0 = off)
 D_LEARNING_RATE = 4e-4     # Adam learning rate of the discriminator
 G_LEARNING_RATE = 4e-4     # Adam learning rate of the generator
@@ -312,16 +312,17 @@ def noise_for_classes(noise, labels, classes):
 
 
 def build_discriminator(channels, dropout, group_std=0, classes=0):
-    """Digits (n, 28, 28, 1) -> one real/fake logit each: two stride-2 convs with LeakyReLU and Dropout, and
-    with `group_std` > 0 the within-group spread as an extra 7x7 feature map before the output. With `classes`
-    > 0 the inputs are [digits, class index (n,)] and the logit also says whether the digit fits its class."""
+    """Digits (n, 28, 28, 1) -> one real/fake logit each: two stride-2 convs with LeakyReLU and Dropout (at rate 0,
+    the default, it passes its input on untouched), and with `group_std` > 0 the within-group spread as an extra
+    7x7 feature map before the output. With `classes` > 0 the inputs are [digits, class index (n,)] and the logit
+    also says whether the digit fits its class."""
     body = [
         layers.Conv2D(channels, 4, strides=2, padding="same"),  # 14x14
         layers.LeakyReLU(0.2),
-        Dropout16Bit(dropout),
+        layers.Dropout(dropout),
         layers.Conv2D(channels * 2, 4, strides=2, padding="same"),  # 7x7
         layers.LeakyReLU(0.2),
-        Dropout16Bit(dropout),
+        layers.Dropout(dropout),
         *([GroupStdDev(group_std)] if group_std else []),
         layers.Flatten(),
     ]
@@ -1051,7 +1052,7 @@ def check_training_data(data, batch_size, conditional):
 
 
 # ------------------------------------------------------------------------------------------------------------------
-# Model parts: std-dev, 16-bit dropout and row-dot layers, noise, the grid's inputs, float32 copies, fingerprints
+# Model parts: std-dev and row-dot layers, noise, the grid's inputs, float32 copies, fingerprints
 # ------------------------------------------------------------------------------------------------------------------
 @keras.saving.register_keras_serializable(package="train_dcgan")
 class GroupStdDev(layers.Layer):
@@ -1086,27 +1087,6 @@ class GroupStdDev(layers.Layer):
 
     def get_config(self):
         return dict(super().get_config(), group_size=self.group_size)
-
-
-@keras.saving.register_keras_serializable(package="train_dcgan")
-class Dropout16Bit(layers.Dropout):
-    """Keras' Dropout, its mask drawn from 16 random bits per unit instead of a random float.
-
-    The discriminator's masks were a sixth of a training step; the random numbers are most of it, and Philox
-    makes 32 bits per float. Two units share one 32-bit draw here; a unit is kept when its 16 bits read at least
-    rate x 65536, so the rate holds to 1/65536. Same layer, weights and seed state as Dropout (old checkpoints
-    load), about 7% more digits per second at the default settings.
-    """
-
-    def call(self, inputs, training=False):
-        if not training or not self.rate:
-            return inputs
-        count = tf.size(inputs)
-        words = tf.random.stateless_uniform([(count + 1) // 2], seed=tf.cast(self.seed_generator.next(), "int32"),
-                                            minval=None, maxval=None, dtype="int32")
-        halves = tf.reshape(tf.reshape(tf.bitcast(words, "uint16"), [-1])[:count], tf.shape(inputs))
-        keep = halves >= tf.constant(round(self.rate * 65536), "uint16")
-        return tf.where(keep, inputs * tf.cast(1.0 / (1.0 - self.rate), inputs.dtype), tf.zeros_like(inputs))
 
 
 @keras.saving.register_keras_serializable(package="train_dcgan")

@@ -104,17 +104,17 @@ def build_variants(images, labels, samples_dir, ablation_policy):
     variants["straightforward float32"] = (reference, reference_data)
     policies = ["float32", "mixed_bfloat16"] + (["mixed_float16"] if tf.config.list_physical_devices("GPU") else [])
     defaults = {"STEPS_PER_EXECUTION": train_dcgan.STEPS_PER_EXECUTION, "R1_GAMMA": train_dcgan.R1_GAMMA,
-                "NOISE_CLASS": train_dcgan.NOISE_CLASS, "EMA": True}
+                "NOISE_CLASS": train_dcgan.NOISE_CLASS, "DROPOUT": train_dcgan.DROPOUT, "EMA": True}
     # What each part costs (or would cost) per step: one change from the defaults per row. NOISE_CLASS off is the
     # plain DCGAN of the design card, no classes.
     changes = [{"STEPS_PER_EXECUTION": 1}, {"EMA": False}, {"R1_GAMMA": 0.0 if train_dcgan.R1_GAMMA else 1.0},
-               {"NOISE_CLASS": not train_dcgan.NOISE_CLASS}]
+               {"NOISE_CLASS": not train_dcgan.NOISE_CLASS}, {"DROPOUT": 0.0 if train_dcgan.DROPOUT else 0.1}]
     class_names = [str(label) for label in np.unique(labels)]
     settings = [(policy, {}) for policy in policies] + [(ablation_policy, change) for change in changes]
     for policy, change in settings:
         setting = dict(defaults, **change)
         config = dict(train_dcgan.DEFAULT_CONFIG, PRECISION=policy,
-                      **{name: setting[name] for name in ("STEPS_PER_EXECUTION", "R1_GAMMA", "NOISE_CLASS")})
+                      **{name: setting[name] for name in ("STEPS_PER_EXECUTION", "R1_GAMMA", "NOISE_CLASS", "DROPOUT")})
         classes = train_dcgan.run_classes(class_names, config)
         dcgan = train_dcgan.build_dcgan(config, classes=classes)
         if not setting["EMA"]:

@@ -161,7 +161,7 @@ for epochs in ("1", "2"):  # one epoch, then its continuation
 
 
 def test_the_default_settings_train_and_continue_mirrored_over_two_devices(tmp_path):
-    """Two devices stand in for two GPUs, with every other setting the default (25 steps per call, dropout):
+    """Two devices stand in for two GPUs, with every other setting the default (25 steps per call):
     Keras' multi-step loop fails under MirroredStrategy, so the run must take one step per call there."""
     result = subprocess.run([sys.executable, "-c", DEFAULTS_ON_TWO_DEVICES, REPO, str(tmp_path / "out")],
                             capture_output=True, text=True, timeout=600, env=CPU_ONLY)

@@ -197,15 +197,20 @@ def test_rerunning_a_finished_run_says_it_is_there_and_changes_nothing(finished_
 
 
 def test_a_larger_epochs_continues_a_finished_run_as_one_run(finished_copy):
-    """Also with another grid size (the GIF fits the frames) and another learning rate (said, and kept per span)."""
+    """Also with another grid size (the GIF fits the frames), another learning rate and dropout switched on (said,
+    and kept per span)."""
     code, printed, err = run_main("--epochs", "3", *QUICK, "--metrics_every", "1", "--metrics_samples", "500",
-                                  "--grid_rows", "3", "--d_learning_rate", "2e-4", "--output_dir", finished_copy)
+                                  "--grid_rows", "3", "--d_learning_rate", "2e-4", "--dropout", "0.1",
+                                  "--output_dir", finished_copy)
     assert code == 0, printed[-3000:] + err[-3000:]
     assert "continuing the finished run" in printed and "after epoch 2" in printed
     assert "epoch 3/3:" in printed and "epoch 1/3:" not in printed
-    assert "epochs 1-2 were trained with other settings; from epoch 3 on: d_learning_rate 0.0004 -> 0.0002" in printed
-    spans = json.load(open(os.path.join(finished_copy, "checkpoint", "state.json")))["spans"]
-    assert [(span["first_epoch"], span["D_LEARNING_RATE"]) for span in spans] == [(1, 4e-4), (3, 2e-4)]
+    assert ("epochs 1-2 were trained with other settings; from epoch 3 on: d_learning_rate 0.0004 -> 0.0002, "
+            "dropout 0.0 -> 0.1") in printed
+    state = json.load(open(os.path.join(finished_copy, "checkpoint", "state.json")))
+    assert [(span["first_epoch"], span["D_LEARNING_RATE"], span["DROPOUT"]) for span in state["spans"]] == [
+        (1, 4e-4, 0.0), (3, 2e-4, 0.1)]
+    assert len(state["random_states"]) == 2  # the two dropout layers' generators, kept from now on
     assert sorted(os.listdir(os.path.join(finished_copy, "samples"))) == [f"epoch_{e:03d}.png" for e in (1, 2, 3)]
     frames = iio.imread(os.path.join(finished_copy, "generated_images.gif"), index=None)
     assert len(frames) == 3 and frames.shape[1:3] == (10 * 30 + 2 + 20, 3 * 30 + 2)  # a row per class
@@ -281,7 +286,7 @@ def fingerprint(log):
 def test_sigkill_then_rerun_resumes_exactly_where_it_stopped(tmp_path):
     """Killed after epoch 2 or later of 6, rerun: the outputs read as one run, and the weights end bit-identical
     to an uninterrupted run's (the input pipeline, dropout masks, optimizers and weight average all continue)."""
-    run_args = ["--epochs", "5", *QUICK, "--metrics_every", "2", "--metrics_samples", "200"]
+    run_args = ["--epochs", "5", *QUICK, "--dropout", "0.1", "--metrics_every", "2", "--metrics_samples", "200"]
     out = str(tmp_path / "out")
     process = subprocess.Popen([sys.executable, os.path.join(REPO, "train_dcgan.py"), *run_args, "--output_dir", out],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -107,25 +107,6 @@ def test_group_std_feature_is_each_groups_spread_and_never_mixes_groups():
 
 
 
-@pytest.mark.parametrize("rate", [0.1, 0.3])
-def test_16_bit_dropout_drops_the_rate_and_scales_the_rest(rate):
-    layer = train_dcgan.Dropout16Bit(rate, seed=3)
-    ones = np.ones((64, 14, 14, 33), np.float32)               # an odd unit count: the last draw is half used
-    first, second = (np.asarray(layer(ones, training=True)) for _ in range(2))
-    for out in (first, second):
-        assert set(np.unique(out)) <= {0.0, np.float32(1.0 / (1.0 - rate))}
-        assert abs((out == 0).mean() - rate) < 0.005           # 413,952 units: 5 sigma is about 0.0025
-    assert (first != second).mean() > rate                     # each call draws a new mask
-    np.testing.assert_array_equal(np.asarray(layer(ones, training=False)), ones)
-    assert (np.asarray(train_dcgan.Dropout16Bit(0.0)(ones, training=True)) == 1).all()
-
-
-def test_16_bit_dropout_masks_are_uncorrelated_between_neighbours():
-    out = np.asarray(train_dcgan.Dropout16Bit(0.5, seed=0)(np.ones((200_000,), np.float32), training=True)) > 0
-    # Two units share one 32-bit draw; each half must decide alone.
-    assert abs(np.mean(out[0::2] == out[1::2]) - 0.5) < 0.01
-
-
 def test_row_dot_is_kerass_dot_row_by_row():
     rng = np.random.default_rng(0)
     first, second = (rng.standard_normal((64, 3185)).astype(np.float32) for _ in range(2))
