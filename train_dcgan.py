@@ -1092,7 +1092,7 @@ class GroupStdDev(layers.Layer):
 @keras.saving.register_keras_serializable(package="train_dcgan")
 class RowDot(layers.Layer):
     """The dot product of two (n, k) inputs row by row, (n, 1), in float32. Keras' Dot layer computes it as n
-    products of a 1 x k by a k x 1 matrix, which oneDNN runs slowly: it was 2% of a step for 64 rows."""
+    products of a 1 x k by a k x 1 matrix, which oneDNN runs slowly (docs/experiments.md, 2026-12-05)."""
 
     def call(self, inputs):
         first, second = (tf.cast(value, "float32") for value in inputs)
