@@ -1165,6 +1165,8 @@ RESUME_SETTINGS = ["CONDITIONAL", "NOISE_CLASS", "LATENT_DIM", "G_CHANNELS", "D_
 # Settings that may change when a run continues; state.json keeps those of each span of epochs.
 TRAINING_SETTINGS = ["D_LEARNING_RATE", "G_LEARNING_RATE", "BETA_1", "G_LOSS", "R1_GAMMA", "EMA_DECAY",
                      "DROPOUT"]
+# What state.json holds (write_checkpoint); a state without one of them cannot be continued.
+STATE_KEYS = ["epoch", "finished", "weights", "config", "policy", "spans", "data", "random_states"]
 HOW_TO_START_ANEW = "pick another --output_dir, or pass --restart to discard this run and train anew"
 
 
@@ -1180,13 +1182,15 @@ def read_checkpoint_state(checkpoint_dir):
     try:
         with open(path, encoding="utf-8") as file:
             state = json.load(file)
-        missing = [key for key in ("epoch", "finished", "weights", "config") if key not in state]
+        missing = [key for key in STATE_KEYS if state.get(key) is None]
+        missing = missing or [name for name in RESUME_SETTINGS if name not in state["config"]]
         if missing:
             raise ValueError(f"it has no {', '.join(missing)}")
-    except (OSError, ValueError, TypeError) as error:  # TypeError: JSON that is not an object
-        raise FixableError(f"{path} is damaged ({error}). The run's other outputs are still in "
-                            f"{os.path.dirname(checkpoint_dir) or '.'}, but it cannot be resumed: pass --restart to "
-                            f"train anew there, or give another --output_dir.") from None
+    except (OSError, ValueError, TypeError, AttributeError) as error:  # JSON that is not an object
+        raise FixableError(f"{path} is damaged, or was written by an older version of the script ({error}). The "
+                            f"run's other outputs are still in {os.path.dirname(checkpoint_dir) or '.'} and its "
+                            f"generator.keras works with --generate, --evaluate and --interpolate, but it cannot be "
+                            f"resumed: pass --restart to train anew there, or give another --output_dir.") from None
     return state
 
 
@@ -1196,16 +1200,9 @@ def check_resumable(state, config, policy):
     if state is None:
         return 0
     run = f"the {'finished' if state['finished'] else 'unfinished'} run in {config['OUTPUT_DIR']}"
-    if state.get("head_classes"):
-        raise FixableError(f"{run} was trained with the discriminator's class head, which this version of the script "
-                           f"no longer has, so it cannot be resumed; its generator.keras still works with --generate, "
-                           f"--evaluate and --interpolate. To train anew, {HOW_TO_START_ANEW}.")
-    # A checkpoint written before D_GROUP_STD, CONDITIONAL or NOISE_CLASS existed was made without the feature (0,
-    # False); one written before the policy was recorded is taken to have used today's. Where the state says what
-    # the data was, check_same_data compares that rather than how DATA was spelled.
-    saved = dict({"D_GROUP_STD": 0, "CONDITIONAL": False, "NOISE_CLASS": False}, **state["config"])
-    saved_policy = state.get("policy", policy)
-    names = [name for name in RESUME_SETTINGS if name in saved and (name != "DATA" or "data" not in state)
+    saved, saved_policy = state["config"], state["policy"]
+    # DATA is compared by what the data was (check_same_data), not by how it was spelled.
+    names = [name for name in RESUME_SETTINGS if name != "DATA"
              and not (name == "NOISE_CLASS" and saved["CONDITIONAL"] and config["CONDITIONAL"])]  # it ignores it
     changed = [f"{name} was {saved[name]!r}, now {config[name]!r}" for name in names if saved[name] != config[name]]
     if saved_policy != policy:  # a changed policy would drop the Adam moments with only a Keras warning
@@ -1218,9 +1215,6 @@ def check_resumable(state, config, policy):
         raise FixableError(f"{run} already did {state['epoch']} epochs, more than --epochs {config['EPOCHS']}; it is "
                             f"kept as it is. To train it further, pass a larger --epochs (e.g. --epochs "
                             f"{state['epoch'] + 10}); to start over, {HOW_TO_START_ANEW}.")
-    if state["weights"] is None:
-        raise FixableError(f"{run} was written by an older version of the script, which kept no weights after "
-                            f"the last epoch, so it cannot be continued; {HOW_TO_START_ANEW}.")
     return state["epoch"]
 
 
@@ -1234,7 +1228,7 @@ def data_fingerprint(data):
 
 def check_same_data(state, data, fingerprint, output_dir):
     """Refuse to go on with a run on other images than it was trained on, however --data is spelled now."""
-    if state is not None and "data" in state and state["data"]["fingerprint"] != fingerprint:
+    if state is not None and state["data"]["fingerprint"] != fingerprint:
         continue_with = shell_words(["--data", state["data"]["path"]])
         raise FixableError(f"the run in {output_dir} was trained on other images ({state['data']['source']}) than "
                            f"the {data.source} it was given now. Continue it with {continue_with}, if those images "
@@ -1253,8 +1247,7 @@ def settings_spans(state, config, done_epochs):
     current = {name: config[name] for name in TRAINING_SETTINGS}
     if state is None:
         return [dict(first_epoch=1, **current)]
-    first = {name: state["config"].get(name) for name in TRAINING_SETTINGS}  # a state from before spans were kept
-    spans = state.get("spans") or [dict(first_epoch=1, **first)]
+    spans = state["spans"]
     changed = [f"{name.lower()} {spans[-1].get(name)} -> {current[name]}" for name in TRAINING_SETTINGS
                if spans[-1].get(name) != current[name]]
     if not changed:
@@ -1281,7 +1274,7 @@ def restore_checkpoint(dcgan, checkpoint_dir, state):
         raise FixableError(f"the checkpoint in {checkpoint_dir} does not fit the models this version of the script "
                             f"builds ({error}); it was probably made by another version. Finish it with that "
                             f"version, or {HOW_TO_START_ANEW}.") from None
-    for variable, value in zip(random_state_variables(dcgan), state.get("random_states", [])):
+    for variable, value in zip(random_state_variables(dcgan), state["random_states"]):
         variable.assign(np.asarray(value, dtype=variable.dtype))
     print(f"{'continuing the finished' if state['finished'] else 'resuming the unfinished'} run in "
           f"{os.path.dirname(checkpoint_dir) or '.'} after epoch {state['epoch']} (weights, optimizer moments and "

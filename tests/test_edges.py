@@ -107,11 +107,15 @@ def test_a_huge_image_is_shrunk_before_it_is_converted(tmp_path):
 
 
 def test_suggested_commands_are_quoted_for_pasting_back(tiny_config):
-    state = {"epoch": 1, "weights": "epoch_001.weights.h5", "finished": False,
-             "config": dict(tiny_config, DATA="my digits/eleven.npz")}  # a run from before the data's fingerprint
+    state = {"epoch": 1, "weights": "epoch_001.weights.h5", "finished": False, "policy": "float32", "spans": [],
+             "config": dict(tiny_config, LATENT_DIM=64), "random_states": [],
+             "data": {"path": "my digits/eleven.npz", "source": "eleven digits", "fingerprint": "0123"}}
     with pytest.raises(train_dcgan.FixableError) as error:
-        train_dcgan.check_resumable(state, dict(tiny_config, DATA="other.npz"), "float32")
+        other = train_dcgan.TrainingData(*[None] * 8)._replace(source="other digits")
+        train_dcgan.check_same_data(state, other, "4567", tiny_config["OUTPUT_DIR"])
     assert "--data 'my digits/eleven.npz'" in str(error.value)
+    with pytest.raises(train_dcgan.FixableError) as error:
+        train_dcgan.check_resumable(state, tiny_config, "float32")
     assert shlex.split(str(error.value).split("Continue it with ")[1].split(";")[0])[:2] == [
         "--conditional", "False"]
 

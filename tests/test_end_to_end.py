@@ -324,42 +324,43 @@ def test_sigkill_then_rerun_resumes_exactly_where_it_stopped(tmp_path):
             assert [row[key] for row in resumed_rows] == [row[key] for row in reference_rows], (name, key)
 
 
-def test_resuming_with_another_latent_dim_is_a_clear_error(tmp_path):
-    out = tmp_path / "out"
-    (out / "checkpoint").mkdir(parents=True)
-    config = {"LATENT_DIM": 64, "G_CHANNELS": train_dcgan.G_CHANNELS, "D_CHANNELS": train_dcgan.D_CHANNELS}
-    (out / "checkpoint" / "state.json").write_text(json.dumps(
-        {"epoch": 1, "weights": "epoch_001.weights.h5", "finished": False, "config": config}))
-    code, _, err = run_main("--epochs", "3", *QUICK, "--output_dir", str(out))
+def edit_state(output_dir, edit):
+    """Rewrite the run's state.json through `edit` (a function of the state that changes it in place)."""
+    path = os.path.join(output_dir, "checkpoint", "state.json")
+    state = json.load(open(path))
+    edit(state)
+    json.dump(state, open(path, "w"))
+    return state
+
+
+def test_resuming_with_another_latent_dim_is_a_clear_error(finished_copy):
+    edit_state(finished_copy, lambda state: state["config"].update(LATENT_DIM=64))
+    code, _, err = run_main("--epochs", "3", *QUICK, "--output_dir", finished_copy)
     assert code == 2
     assert "LATENT_DIM was 64, now 128" in err and "--latent_dim 64" in err
 
 
-def test_a_checkpoint_of_other_models_is_a_clear_error_and_is_kept(tmp_path):
+def test_a_checkpoint_of_other_models_is_a_clear_error_and_is_kept(finished_copy):
     """A checkpoint whose weights do not fit today's models (another version of the script) stops cleanly."""
     import keras
-    out = tmp_path / "out"
-    checkpoint = out / "checkpoint"
-    checkpoint.mkdir(parents=True)
-    keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)]).save_weights(str(checkpoint / "epoch_001.weights.h5"))
-    state = {"epoch": 1, "weights": "epoch_001.weights.h5", "finished": False, "head_classes": 0,
-             "config": dict(train_dcgan.DEFAULT_CONFIG, MAX_TRAIN_IMAGES=320)}  # the settings of QUICK
-    (checkpoint / "state.json").write_text(json.dumps(state))
-    code, _, err = run_main("--epochs", "3", *QUICK, "--metrics_every", "0", "--output_dir", str(out))
+    state = edit_state(finished_copy, lambda state: None)
+    weights = os.path.join(finished_copy, "checkpoint", state["weights"])
+    keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)]).save_weights(weights)
+    code, _, err = run_main("--epochs", "3", *QUICK, "--metrics_every", "0", "--output_dir", finished_copy)
     assert code == 2
     assert "does not fit the models this version of the script builds" in err
-    assert json.loads((checkpoint / "state.json").read_text()) == state
+    assert json.load(open(os.path.join(finished_copy, "checkpoint", "state.json"))) == state
 
 
-def test_a_run_made_with_the_retired_class_head_is_refused_but_its_generator_still_works(finished_copy):
-    path = os.path.join(finished_copy, "checkpoint", "state.json")
-    state = json.load(open(path))
-    state["config"].update(NOISE_CLASS=False, CLASS_HEAD=0.3)
-    json.dump(dict(state, head_classes=10), open(path, "w"))  # as the version with the head wrote it
-    code, _, err = run_main("--epochs", "3", *QUICK, "--noise_class", "0", "--metrics_every", "0", "--output_dir",
-                            finished_copy)
-    assert code == 2 and "trained with the discriminator's class head, which this version" in err
-    assert len(err.strip().splitlines()) == 1 and json.load(open(path))["head_classes"] == 10  # one sentence, kept
+@pytest.mark.parametrize("older", ["no spans", "no weights kept", "no NOISE_CLASS"])
+def test_a_run_of_an_older_version_is_refused_in_a_sentence_but_its_generator_still_works(finished_copy, older):
+    state = edit_state(finished_copy, {"no spans": lambda state: state.pop("spans"),
+                                       "no weights kept": lambda state: state.update(weights=None),
+                                       "no NOISE_CLASS": lambda state: state["config"].pop("NOISE_CLASS")}[older])
+    code, _, err = run_main("--epochs", "3", *QUICK, "--metrics_every", "0", "--output_dir", finished_copy)
+    assert code == 2 and "written by an older version of the script" in err and "--restart" in err
+    assert len(err.strip().splitlines()) == 1, err  # one sentence
+    assert json.load(open(os.path.join(finished_copy, "checkpoint", "state.json"))) == state  # kept as it was
     code, _, err = run_main("--generate", "10", "--output_dir", finished_copy)
     assert code == 0, err
     assert np.load(os.path.join(finished_copy, "generated", "digits.npy")).shape == (10, 28, 28, 1)
