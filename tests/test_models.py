@@ -1,4 +1,5 @@
 """The models' shapes and ranges, one training step, the resume state, the NaN guard."""
+import json
 import math
 import os
 
@@ -181,7 +182,7 @@ def test_nan_in_epoch_two_keeps_epoch_one_outputs(tiny_config, small_digits, tmp
     with pytest.raises(train_dcgan.TrainingDivergedError, match="epoch 2"):
         dcgan.fit(data, epochs=3, verbose=0, shuffle=False, callbacks=callbacks)
     assert sorted(os.listdir(tmp_path / "samples")) == ["epoch_001.png"]
-    assert train_dcgan.read_checkpoint_state(str(tmp_path / "checkpoint"))["epoch"] == 1
+    assert json.loads((tmp_path / "checkpoint" / "state.json").read_text())["epoch"] == 1
     saved = keras.models.load_model(str(tmp_path / "generator.keras"))
     images = np.asarray(saved(np.zeros((2, 128), np.float32)))
     assert np.isfinite(images).all()
