@@ -1190,7 +1190,7 @@ def read_checkpoint_state(checkpoint_dir):
         raise FixableError(f"{path} is damaged, or was written by an older version of the script ({error}). The "
                             f"run's other outputs are still in {os.path.dirname(checkpoint_dir) or '.'} and its "
                             f"generator.keras works with --generate, --evaluate and --interpolate, but it cannot be "
-                            f"resumed: pass --restart to train anew there, or give another --output_dir.") from None
+                            f"resumed: {HOW_TO_START_ANEW}.") from None
     return state
 
 
