@@ -114,7 +114,7 @@ def build_variants(images, labels, samples_dir, ablation_policy):
     for policy, change in settings:
         setting = dict(defaults, **change)
         config = dict(train_dcgan.DEFAULT_CONFIG, PRECISION=policy,
-                      **{name: setting[name] for name in ("STEPS_PER_EXECUTION", "R1_GAMMA", "NOISE_CLASS", "DROPOUT")})
+                      **{name: value for name, value in setting.items() if name != "EMA"})  # EMA: not a setting
         classes = train_dcgan.run_classes(class_names, config)
         dcgan = train_dcgan.build_dcgan(config, classes=classes)
         if not setting["EMA"]:
