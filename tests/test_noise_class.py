@@ -34,6 +34,24 @@ def test_the_generator_takes_noise_alone_and_reads_its_class_from_the_noise():
     assert np.abs(sevens - ones).max() > 1e-4
 
 
+def test_batches_with_classes_are_ordered_by_class_and_each_digit_keeps_its_class(small_digits):
+    images, labels = small_digits
+    index_of = {image.tobytes(): index for index, image in enumerate(images)}
+    dataset = train_dcgan.make_dataset(images, 32, 0, 128, labels.astype("int32"))
+    epochs = []
+    for _ in range(2):
+        order = []
+        for batch_images, _, batch_labels in dataset:
+            batch_labels = np.asarray(batch_labels)
+            assert (np.diff(batch_labels) >= 0).all()  # ordered by class, so D_GROUP_STD's groups hold one class
+            indices = [index_of[image.tobytes()] for image in np.asarray(batch_images)]
+            np.testing.assert_array_equal(labels[indices], batch_labels)
+            order += indices
+        assert len(order) == len(set(order)) == 288  # nine whole batches of 32, no digit twice
+        epochs.append(order)
+    assert epochs[0] != epochs[1]  # still reshuffled every epoch
+
+
 @pytest.fixture(scope="module")
 def default_run(tmp_path_factory):
     out = str(tmp_path_factory.mktemp("noise_class") / "out")
