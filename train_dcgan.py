@@ -1273,12 +1273,18 @@ def restore_checkpoint(dcgan, checkpoint_dir, state):
                             f"{'is missing' if not os.path.exists(weights_path) else f'cannot be read ({error})'}. "
                             f"The run's outputs up to epoch {state['epoch']} (generator.keras, the grids, the CSVs) "
                             f"are still there, but it cannot be resumed: {HOW_TO_START_ANEW}.") from None
+    optimizers = [dcgan.d_optimizer, dcgan.g_optimizer]
+    learning_rates = [float(optimizer.learning_rate) for optimizer in optimizers]  # this span's, from its config
     try:
         dcgan.load_weights(weights_path)
     except Exception as error:  # Keras reports a layer or shape mismatch in many exception types
         raise FixableError(f"the checkpoint in {checkpoint_dir} does not fit the models this version of the script "
                             f"builds ({error}); it was probably made by another version. Finish it with that "
                             f"version, or {HOW_TO_START_ANEW}.") from None
+    # Adam keeps its learning rate in a variable saved beside its moments; a run continued with another
+    # --d_learning_rate or --g_learning_rate trains at the new rate, not the checkpoint's.
+    for optimizer, learning_rate in zip(optimizers, learning_rates):
+        optimizer.learning_rate = learning_rate
     for variable, value in zip(random_state_variables(dcgan), state["random_states"]):
         variable.assign(np.asarray(value, dtype=variable.dtype))
     print(f"{'continuing the finished' if state['finished'] else 'resuming the unfinished'} run in "
