@@ -1274,7 +1274,7 @@ def restore_checkpoint(dcgan, checkpoint_dir, state):
                             f"The run's outputs up to epoch {state['epoch']} (generator.keras, the grids, the CSVs) "
                             f"are still there, but it cannot be resumed: {HOW_TO_START_ANEW}.") from None
     optimizers = [dcgan.d_optimizer, dcgan.g_optimizer]
-    learning_rates = [float(optimizer.learning_rate) for optimizer in optimizers]  # this span's, from its config
+    learning_rates = [float(keras.ops.convert_to_numpy(optimizer.learning_rate)) for optimizer in optimizers]
     try:
         dcgan.load_weights(weights_path)
     except Exception as error:  # Keras reports a layer or shape mismatch in many exception types
