@@ -2187,7 +2187,7 @@ def validate_config(config):
                 raise FixableError(f"--{name.lower()} must be {rule} (got {value}).")
     if config["D_GROUP_STD"] and config["BATCH_SIZE"] % config["D_GROUP_STD"]:
         raise FixableError(f"--d_group_std must be 0 (off) or divide --batch_size {config['BATCH_SIZE']} "
-                            f"(got {config['D_GROUP_STD']}); the default is 2.")
+                            f"(got {config['D_GROUP_STD']}); the default is {DEFAULT_CONFIG['D_GROUP_STD']}.")
     if config["STRATEGY"] == "multiworker" and "TF_CONFIG" not in os.environ:
         raise FixableError("--strategy multiworker needs the TF_CONFIG environment variable describing the "
                             "cluster and this worker's place in it (see README.md, 'Several GPUs or machines').")
