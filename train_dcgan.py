@@ -92,6 +92,8 @@ DROPOUT = 0.0              # discriminator dropout rate (0 = none: R1_GAMMA regu
 D_GROUP_STD = 2            # D also sees how much digits differ in groups of this many (minibatch std-dev; 0 = off)
 D_LEARNING_RATE = 4e-4     # Adam learning rate of the discriminator
 G_LEARNING_RATE = 4e-4     # Adam learning rate of the generator
+LR_DROP_AT = 0.8           # after this fraction of EPOCHS both rates drop to LR_DROP_FACTOR of theirs (1 = never)
+LR_DROP_FACTOR = 0.25      # ... the fraction of the learning rates kept for the run's last epochs
 G_LOSS = "logit"           # G's loss on D's logit l: "non_saturating" (-log sigmoid(l), DCGAN's) or "logit" (-l)
 R1_GAMMA = 0.1             # weight of D's gradient penalty on real digits (R1; 0 = off), applied every 16th step
 BETA_1 = 0.5               # Adam beta_1 of both (0.5 is the DCGAN paper's value)
@@ -521,6 +523,32 @@ def build_dcgan(config, strategy=None, classes=NO_CLASSES, policy=None, steps_pe
 # ------------------------------------------------------------------------------------------------------------------
 # After each epoch: the sample grid, the logs, the metrics, the models, the checkpoint; at the end, the GIF
 # ------------------------------------------------------------------------------------------------------------------
+class LearningRateDrop(keras.callbacks.Callback):
+    """Sets both learning rates as each epoch starts: the configured ones, and LR_DROP_FACTOR of them for the epochs
+    after LR_DROP_AT of the run. At full rates the two models keep circling their equilibrium (FID moves by
+    +-0.05 from epoch to epoch from epoch 40 on); smaller steps let them settle nearer it (docs/experiments.md:
+    a quarter of the rates took FID from 1.6 to 1.25 within six epochs).
+
+    Keras' LearningRateScheduler sets `model.optimizer` only, not the two this model has. Set from the epoch, the
+    rates are right on a resumed run too, whatever rate the checkpoint's Adam saved beside its moments."""
+
+    def __init__(self, learning_rates, last_epoch, drop_at, drop_factor):
+        super().__init__()
+        self.learning_rates = learning_rates  # [discriminator's, generator's]
+        self.first_dropped_epoch = first_dropped_epoch(last_epoch, drop_at)
+        self.drop_factor = drop_factor
+
+    def on_epoch_begin(self, epoch, logs=None):
+        factor = self.drop_factor if epoch + 1 >= self.first_dropped_epoch else 1.0
+        for optimizer, learning_rate in zip([self.model.d_optimizer, self.model.g_optimizer], self.learning_rates):
+            optimizer.learning_rate = learning_rate * factor
+
+
+def first_dropped_epoch(last_epoch, drop_at):
+    """The first epoch (counting from 1) trained at the dropped learning rates; last_epoch + 1 when none is."""
+    return round(drop_at * last_epoch) + 1
+
+
 class StopOnNonFiniteLoss(keras.callbacks.Callback):
     """Stops the run at the first NaN or infinite loss, before the bad epoch's outputs overwrite the last good ones.
     keras.callbacks.TerminateOnNaN watches only logs["loss"], which a GAN reporting d_loss/g_loss never has."""
@@ -752,6 +780,10 @@ def train(config, restart=False):
               f"{config['BATCH_SIZE']} digits a step")
         print(f"models: generator {dcgan.generator.count_params():,} parameters, discriminator "
               f"{dcgan.discriminator.count_params():,} (layer by layer in {os.path.join(output_dir, 'models.txt')})")
+        dropped_from = first_dropped_epoch(config["EPOCHS"], config["LR_DROP_AT"])
+        print(f"learning rates: discriminator {config['D_LEARNING_RATE']:g}, generator {config['G_LEARNING_RATE']:g}"
+              + (f"; {config['LR_DROP_FACTOR']:g} of them from epoch {dropped_from} on (LR_DROP_AT)"
+                 if dropped_from <= config["EPOCHS"] and config["LR_DROP_FACTOR"] != 1 else ""))
         evaluator = None
         if config["METRICS_EVERY"] and chief:
             evaluator = build_quality_evaluator(data, config["METRICS_SAMPLES"], config["LATENT_DIM"], config["SEED"])
@@ -791,8 +823,11 @@ def train(config, restart=False):
                                data.labels if classes.count else None)
         skip_done_epochs(dataset, done_epochs)
         training_started = time.perf_counter()
+        learning_rate_drop = LearningRateDrop([config["D_LEARNING_RATE"], config["G_LEARNING_RATE"]],
+                                              config["EPOCHS"], config["LR_DROP_AT"], config["LR_DROP_FACTOR"])
         dcgan.fit(dataset, epochs=config["EPOCHS"], initial_epoch=done_epochs,
-                  callbacks=[StopOnNonFiniteLoss(), epoch_outputs], shuffle=False, verbose=1 if progress_bar else 0)
+                  callbacks=[learning_rate_drop, StopOnNonFiniteLoss(), epoch_outputs], shuffle=False,
+                  verbose=1 if progress_bar else 0)
         training_seconds = time.perf_counter() - training_started
 
         # 5. Finish: the GIF, from the grids there are; the run is finished whether or not it can be written.
@@ -1168,8 +1203,8 @@ HISTORY_COLUMNS = ["epoch", "d_loss", "g_loss", "d_real", "d_fake", "images_per_
 RESUME_SETTINGS = ["CONDITIONAL", "NOISE_CLASS", "LATENT_DIM", "G_CHANNELS", "D_CHANNELS", "D_GROUP_STD",
                    "BATCH_SIZE", "DATA", "MAX_TRAIN_IMAGES", "SEED"]
 # Settings that may change when a run continues; state.json keeps those of each span of epochs.
-TRAINING_SETTINGS = ["D_LEARNING_RATE", "G_LEARNING_RATE", "BETA_1", "G_LOSS", "R1_GAMMA", "EMA_DECAY",
-                     "DROPOUT"]
+TRAINING_SETTINGS = ["D_LEARNING_RATE", "G_LEARNING_RATE", "LR_DROP_AT", "LR_DROP_FACTOR", "BETA_1", "G_LOSS",
+                     "R1_GAMMA", "EMA_DECAY", "DROPOUT"]
 # What state.json holds (write_checkpoint); a state without one of them cannot be continued.
 STATE_KEYS = ["epoch", "finished", "weights", "config", "policy", "spans", "data", "random_states"]
 HOW_TO_START_ANEW = "pick another --output_dir, or pass --restart to discard this run and train anew"
@@ -1273,18 +1308,12 @@ def restore_checkpoint(dcgan, checkpoint_dir, state):
                             f"{'is missing' if not os.path.exists(weights_path) else f'cannot be read ({error})'}. "
                             f"The run's outputs up to epoch {state['epoch']} (generator.keras, the grids, the CSVs) "
                             f"are still there, but it cannot be resumed: {HOW_TO_START_ANEW}.") from None
-    optimizers = [dcgan.d_optimizer, dcgan.g_optimizer]
-    learning_rates = [float(keras.ops.convert_to_numpy(optimizer.learning_rate)) for optimizer in optimizers]
     try:
         dcgan.load_weights(weights_path)
     except Exception as error:  # Keras reports a layer or shape mismatch in many exception types
         raise FixableError(f"the checkpoint in {checkpoint_dir} does not fit the models this version of the script "
                             f"builds ({error}); it was probably made by another version. Finish it with that "
                             f"version, or {HOW_TO_START_ANEW}.") from None
-    # Adam keeps its learning rate in a variable saved beside its moments; a run continued with another
-    # --d_learning_rate or --g_learning_rate trains at the new rate, not the checkpoint's.
-    for optimizer, learning_rate in zip(optimizers, learning_rates):
-        optimizer.learning_rate = learning_rate
     for variable, value in zip(random_state_variables(dcgan), state["random_states"]):
         variable.assign(np.asarray(value, dtype=variable.dtype))
     print(f"{'continuing the finished' if state['finished'] else 'resuming the unfinished'} run in "
@@ -2138,6 +2167,7 @@ NUMBER_RULES = [
     (["R1_GAMMA"], lambda value: value >= 0, "0 (off) or a positive weight"),
     (["D_LEARNING_RATE", "G_LEARNING_RATE", "GIF_FRAME_SECONDS"], lambda value: value > 0, "a positive number"),
     (["EMA_DECAY", "BETA_1", "DROPOUT"], lambda value: 0 <= value < 1, "at least 0 and below 1"),
+    (["LR_DROP_AT", "LR_DROP_FACTOR"], lambda value: 0 < value <= 1, "above 0 and at most 1"),
     (["SEED"], lambda value: 0 <= value < 2 ** 32,
      "0 or more and below 2**32 = 4294967296, the random generators' range"),
 ]
