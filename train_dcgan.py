@@ -521,7 +521,7 @@ def build_dcgan(config, strategy=None, classes=NO_CLASSES, policy=None, steps_pe
 
 
 # ------------------------------------------------------------------------------------------------------------------
-# After each epoch: the sample grid, the logs, the metrics, the models, the checkpoint; at the end, the GIF
+# Each epoch: the learning rates as it starts; grid, logs, metrics, models and checkpoint as it ends; last, the GIF
 # ------------------------------------------------------------------------------------------------------------------
 class LearningRateDrop(keras.callbacks.Callback):
     """Sets both learning rates as each epoch starts: the configured ones, and LR_DROP_FACTOR of them for the epochs

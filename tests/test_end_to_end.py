@@ -211,12 +211,14 @@ def test_a_larger_epochs_continues_a_finished_run_as_one_run(finished_copy):
     assert [(span["first_epoch"], span["D_LEARNING_RATE"], span["DROPOUT"]) for span in state["spans"]] == [
         (1, 4e-4, 0.0), (3, 2e-4, 0.1)]
     assert len(state["random_states"]) == 2  # the two dropout layers' generators, kept from now on
-    # Epoch 3 trained at the new rate (Adam saves its rate with its moments; the checkpoint's must not win).
+    # Epoch 3 trained at the new rate, dropped as the last epoch after LR_DROP_AT (Adam saves its rate with its
+    # moments; the checkpoint's must not win).
     saved = train_dcgan.build_dcgan(state["config"], policy="float32",  # its variables are float32 in any policy
                                     classes=train_dcgan.GeneratorClasses(10, from_noise=True))
     saved.load_weights(os.path.join(finished_copy, "checkpoint", state["weights"]))
+    assert train_dcgan.first_dropped_epoch(3, train_dcgan.LR_DROP_AT) == 3
     assert [float(saved.d_optimizer.learning_rate), float(saved.g_optimizer.learning_rate)] == pytest.approx(
-        [2e-4, 4e-4])
+        [2e-4 * train_dcgan.LR_DROP_FACTOR, 4e-4 * train_dcgan.LR_DROP_FACTOR])
     assert sorted(os.listdir(os.path.join(finished_copy, "samples"))) == [f"epoch_{e:03d}.png" for e in (1, 2, 3)]
     frames = iio.imread(os.path.join(finished_copy, "generated_images.gif"), index=None)
     assert len(frames) == 3 and frames.shape[1:3] == (10 * 30 + 2 + 20, 3 * 30 + 2)  # a row per class

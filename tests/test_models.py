@@ -138,6 +138,36 @@ def test_nan_loss_stops_training_with_a_clear_error(dcgan, tmp_path):
     assert not os.path.exists(tmp_path / "samples")  # stopped before the epoch wrote anything
 
 
+def test_learning_rates_drop_for_the_runs_last_epochs_and_a_resumed_run_lands_on_them(dcgan, small_digits):
+    """The rates each epoch's steps train at: the configured ones, then LR_DROP_FACTOR of them after LR_DROP_AT of
+    the run; a run resumed past the drop (its Adams hold whatever the checkpoint saved) trains at the dropped ones."""
+    rates_seen = []
+
+    class RecordRates(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            if batch == 0:
+                rates_seen.append([float(self.model.d_optimizer.learning_rate),
+                                   float(self.model.g_optimizer.learning_rate)])
+
+    def fit(initial_epoch):
+        drop = train_dcgan.LearningRateDrop([4e-4, 2e-4], last_epoch=5, drop_at=0.6, drop_factor=0.25)
+        dcgan.fit(train_dcgan.make_dataset(small_digits[0][:64], 32, 0, 128), epochs=5, initial_epoch=initial_epoch,
+                  verbose=0, shuffle=False, callbacks=[drop, RecordRates()])
+
+    fit(initial_epoch=0)
+    np.testing.assert_allclose(rates_seen, [[4e-4, 2e-4]] * 3 + [[1e-4, 5e-5]] * 2, rtol=1e-6)
+    for optimizer in (dcgan.d_optimizer, dcgan.g_optimizer):
+        optimizer.learning_rate = 0.5  # what a checkpoint's Adam might hold
+    rates_seen.clear()
+    fit(initial_epoch=3)
+    np.testing.assert_allclose(rates_seen, [[1e-4, 5e-5]] * 2, rtol=1e-6)
+
+
+@pytest.mark.parametrize("last_epoch, drop_at, first_dropped", [(50, 0.8, 41), (10, 0.8, 9), (2, 0.8, 3), (50, 1, 51)])
+def test_the_first_epoch_at_dropped_rates(last_epoch, drop_at, first_dropped):
+    assert train_dcgan.first_dropped_epoch(last_epoch, drop_at) == first_dropped
+
+
 def test_precision_auto_follows_the_cpu(monkeypatch):
     monkeypatch.setattr(train_dcgan.tf.config, "list_physical_devices", lambda kind=None: [])  # as if no GPU
     monkeypatch.setattr(train_dcgan, "cpu_has_bf16_units", lambda: True)
