@@ -525,9 +525,9 @@ def build_dcgan(config, strategy=None, classes=NO_CLASSES, policy=None, steps_pe
 # ------------------------------------------------------------------------------------------------------------------
 class LearningRateDrop(keras.callbacks.Callback):
     """Sets both learning rates as each epoch starts: the configured ones, and LR_DROP_FACTOR of them for the epochs
-    after LR_DROP_AT of the run. At full rates the two models keep circling their equilibrium (FID moves by
-    +-0.05 from epoch to epoch from epoch 40 on); smaller steps let them settle nearer it (docs/experiments.md:
-    a quarter of the rates took FID from 1.6 to 1.25 within six epochs).
+    after LR_DROP_AT of the run. At full rates the two models keep circling their equilibrium (FID stalls at
+    1.5-1.7 from epoch 30 on); smaller steps let them settle nearer it (docs/experiments.md: a quarter of the rates
+    for epochs 41-50 took FID to 1.2-1.3 within two epochs).
 
     Keras' LearningRateScheduler sets `model.optimizer` only, not the two this model has. Set from the epoch, the
     rates are right on a resumed run too, whatever rate the checkpoint's Adam saved beside its moments."""
