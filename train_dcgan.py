@@ -525,9 +525,8 @@ def build_dcgan(config, strategy=None, classes=NO_CLASSES, policy=None, steps_pe
 # ------------------------------------------------------------------------------------------------------------------
 class LearningRateDrop(keras.callbacks.Callback):
     """Sets both learning rates as each epoch starts: the configured ones, and LR_DROP_FACTOR of them for the epochs
-    after LR_DROP_AT of the run. At full rates the two models keep circling their equilibrium (FID stalls at
-    1.5-1.7 from epoch 30 on); smaller steps let them settle nearer it (docs/experiments.md: a quarter of the rates
-    for epochs 41-50 took FID to 1.2-1.3 within two epochs).
+    after LR_DROP_AT of the run. At full rates the two models keep circling their equilibrium; smaller steps let
+    them settle nearer it (docs/experiments.md, "a quarter of the learning rates for the last fifth").
 
     Keras' LearningRateScheduler sets `model.optimizer` only, not the two this model has. Set from the epoch, the
     rates are right on a resumed run too, whatever rate the checkpoint's Adam saved beside its moments."""
@@ -537,6 +536,13 @@ class LearningRateDrop(keras.callbacks.Callback):
         self.learning_rates = learning_rates  # [discriminator's, generator's]
         self.first_dropped_epoch = first_dropped_epoch(last_epoch, drop_at)
         self.drop_factor = drop_factor
+        self.drops = self.first_dropped_epoch <= last_epoch and drop_factor != 1
+
+    def describe(self):
+        """The log's line on the rates."""
+        rates = f"learning rates: discriminator {self.learning_rates[0]:g}, generator {self.learning_rates[1]:g}"
+        return rates + (f"; {self.drop_factor:g} of them from epoch {self.first_dropped_epoch} on (LR_DROP_AT)"
+                        if self.drops else "")
 
     def on_epoch_begin(self, epoch, logs=None):
         factor = self.drop_factor if epoch + 1 >= self.first_dropped_epoch else 1.0
@@ -780,10 +786,9 @@ def train(config, restart=False):
               f"{config['BATCH_SIZE']} digits a step")
         print(f"models: generator {dcgan.generator.count_params():,} parameters, discriminator "
               f"{dcgan.discriminator.count_params():,} (layer by layer in {os.path.join(output_dir, 'models.txt')})")
-        dropped_from = first_dropped_epoch(config["EPOCHS"], config["LR_DROP_AT"])
-        print(f"learning rates: discriminator {config['D_LEARNING_RATE']:g}, generator {config['G_LEARNING_RATE']:g}"
-              + (f"; {config['LR_DROP_FACTOR']:g} of them from epoch {dropped_from} on (LR_DROP_AT)"
-                 if dropped_from <= config["EPOCHS"] and config["LR_DROP_FACTOR"] != 1 else ""))
+        learning_rate_drop = LearningRateDrop([config["D_LEARNING_RATE"], config["G_LEARNING_RATE"]],
+                                              config["EPOCHS"], config["LR_DROP_AT"], config["LR_DROP_FACTOR"])
+        print(learning_rate_drop.describe())
         evaluator = None
         if config["METRICS_EVERY"] and chief:
             evaluator = build_quality_evaluator(data, config["METRICS_SAMPLES"], config["LATENT_DIM"], config["SEED"])
@@ -823,8 +828,6 @@ def train(config, restart=False):
                                data.labels if classes.count else None)
         skip_done_epochs(dataset, done_epochs)
         training_started = time.perf_counter()
-        learning_rate_drop = LearningRateDrop([config["D_LEARNING_RATE"], config["G_LEARNING_RATE"]],
-                                              config["EPOCHS"], config["LR_DROP_AT"], config["LR_DROP_FACTOR"])
         dcgan.fit(dataset, epochs=config["EPOCHS"], initial_epoch=done_epochs,
                   callbacks=[learning_rate_drop, StopOnNonFiniteLoss(), epoch_outputs], shuffle=False,
                   verbose=1 if progress_bar else 0)
