@@ -94,7 +94,6 @@ D_LEARNING_RATE = 4e-4     # Adam learning rate of the discriminator
 G_LEARNING_RATE = 4e-4     # Adam learning rate of the generator
 LR_DROP_AT = 0.8           # after this fraction of EPOCHS both rates drop to LR_DROP_FACTOR of theirs (1 = never)
 LR_DROP_FACTOR = 0.25      # ... the fraction of the learning rates kept for the run's last epochs
-G_LOSS = "logit"           # G's loss on D's logit l: "non_saturating" (-log sigmoid(l), DCGAN's) or "logit" (-l)
 R1_GAMMA = 0.1             # weight of D's gradient penalty on real digits (R1; 0 = off), applied every 16th step
 BETA_1 = 0.5               # Adam beta_1 of both (0.5 is the DCGAN paper's value)
 EMA_DECAY = 0.999          # samples and generator.keras average G's weights with this decay per step (0 = the latest)
@@ -361,12 +360,11 @@ class DCGAN(keras.Model):
     of settling; the average sits nearer the middle and draws cleaner digits (Yazici et al. 2019).
     """
 
-    def __init__(self, generator, discriminator, ema_decay, g_loss_kind, r1_gamma=0.0, **kwargs):
+    def __init__(self, generator, discriminator, ema_decay, r1_gamma=0.0, **kwargs):
         super().__init__(**kwargs)
         self.generator = generator
         self.discriminator = discriminator
         self.ema_decay = ema_decay
-        self.g_loss_kind = g_loss_kind  # G_LOSS
         self.r1_gamma = r1_gamma
         # With classes, D judges each digit against its class, and G draws the real batch's classes: asked through
         # its noise or through its second input.
@@ -421,12 +419,12 @@ class DCGAN(keras.Model):
             average.assign(decay * average + (1.0 - decay) * weight)
 
     def generator_loss(self, fake_logits):
-        """Cross-entropy of D's verdict on generated digits against the label "real"; with G_LOSS "logit",
-        minus the cross-entropy against "fake" as well, which leaves exactly -logit."""
-        loss = self.loss_fn(tf.ones_like(fake_logits), fake_logits)
-        if self.g_loss_kind == "logit":
-            loss -= self.loss_fn(tf.zeros_like(fake_logits), fake_logits)
-        return loss
+        """Minus D's logit on generated digits: the cross-entropy against "real" minus that against "fake". Unlike
+        DCGAN's -log sigmoid(logit) it does not fade for digits D already calls real, so G keeps learning from all
+        of them (docs/experiments.md, until 2026-11-23). Written through the cross-entropy so that it is
+        reduced over the batch and across devices exactly as D's loss is."""
+        return (self.loss_fn(tf.ones_like(fake_logits), fake_logits)
+                - self.loss_fn(tf.zeros_like(fake_logits), fake_logits))
 
     def discriminate(self, images, labels):
         """D's real/fake logits; `labels`: [] or, in a run with classes, [the digits' classes]."""
@@ -509,7 +507,7 @@ def build_dcgan(config, strategy=None, classes=NO_CLASSES, policy=None, steps_pe
         dcgan = DCGAN(build_generator(config["LATENT_DIM"], config["G_CHANNELS"], classes),
                       build_discriminator(config["D_CHANNELS"], config["DROPOUT"], config["D_GROUP_STD"],
                                           classes.count),
-                      config["EMA_DECAY"], config["G_LOSS"], config["R1_GAMMA"])
+                      config["EMA_DECAY"], config["R1_GAMMA"])
         dcgan.compile(
             d_optimizer=adam(config["D_LEARNING_RATE"]),
             g_optimizer=adam(config["G_LEARNING_RATE"]),
@@ -1206,8 +1204,8 @@ HISTORY_COLUMNS = ["epoch", "d_loss", "g_loss", "d_real", "d_fake", "images_per_
 RESUME_SETTINGS = ["CONDITIONAL", "NOISE_CLASS", "LATENT_DIM", "G_CHANNELS", "D_CHANNELS", "D_GROUP_STD",
                    "BATCH_SIZE", "DATA", "MAX_TRAIN_IMAGES", "SEED"]
 # Settings that may change when a run continues; state.json keeps those of each span of epochs.
-TRAINING_SETTINGS = ["D_LEARNING_RATE", "G_LEARNING_RATE", "LR_DROP_AT", "LR_DROP_FACTOR", "BETA_1", "G_LOSS",
-                     "R1_GAMMA", "EMA_DECAY", "DROPOUT"]
+TRAINING_SETTINGS = ["D_LEARNING_RATE", "G_LEARNING_RATE", "LR_DROP_AT", "LR_DROP_FACTOR", "BETA_1", "R1_GAMMA",
+                     "EMA_DECAY", "DROPOUT"]
 # What state.json holds (write_checkpoint); a state without one of them cannot be continued.
 STATE_KEYS = ["epoch", "finished", "weights", "config", "policy", "spans", "data", "random_states"]
 HOW_TO_START_ANEW = "pick another --output_dir, or pass --restart to discard this run and train anew"
@@ -1587,8 +1585,8 @@ def plot_curves(rows, panels, path):
 
 def plot_losses(rows, path):
     """losses.png: the two losses and D's mean scores over epochs."""
-    plot_curves(rows, [("losses", "loss (D: cross-entropy; G: see G_LOSS)", {"d_loss": "d_loss", "g_loss": "g_loss"},
-                        None),
+    plot_curves(rows, [("losses", "loss (D: cross-entropy; G: minus D's logit)",
+                        {"d_loss": "d_loss", "g_loss": "g_loss"}, None),
                        ("discriminator scores", "mean probability 'real'",
                         {"d_real": "D(real)", "d_fake": "D(generated)"}, (0, 1))], path)
 
@@ -2156,7 +2154,7 @@ def parse_flag_value(text, default):
 
 
 # The values a text setting can take; argparse refuses others with the list.
-CHOICES = {"G_LOSS": ["non_saturating", "logit"], "STRATEGY": ["auto", "mirrored", "multiworker"],
+CHOICES = {"STRATEGY": ["auto", "mirrored", "multiworker"],
            "PRECISION": ["auto", "float32", "mixed_bfloat16", "mixed_float16"]}
 # What each number must be, checked before anything is loaded: (settings, test, the rule as the error says it).
 NUMBER_RULES = [

@@ -130,7 +130,7 @@ def test_bad_actions_are_clear_errors_not_training_runs(argv, message, tmp_path)
     (["--generate", "5", "--evaluate"], "argument --evaluate: not allowed with argument --generate"),
     (["--evaluate", "--interpolate"], "argument --interpolate: not allowed with argument --evaluate"),
     (["--generate", "5", "--restart"], "argument --restart: not allowed with argument --generate"),
-    (["--g_loss", "wasserstein"], "argument --g_loss: invalid choice: 'wasserstein'"),
+    (["--strategy", "tpu"], "argument --strategy: invalid choice: 'tpu'"),
     (["--precision", "float8"], "argument --precision: invalid choice: 'float8'"),
 ])
 def test_two_actions_or_an_unknown_choice_exit_2_naming_the_flags(argv, message, tmp_path, capsys):
