@@ -262,20 +262,23 @@ def build_generator(latent_dim, channels, classes=NO_CLASSES):
     run_classes) a learned vector per class joins the noise: the input is the noise alone, whose largest of the
     first `classes.count` components names the class (see noise_for_classes), or [noise, class index (n,)].
 
-    The last conv at full resolution gives the strokes a layer of their own. Batch norm after the hidden layers
-    keeps the activations in range early in training; the output layer computes in float32 under mixed precision
-    so the sigmoid saturates cleanly.
+    The last conv at full resolution gives the strokes a layer of their own. The hidden layers are normalised
+    within each digit (its 7x7 features, then each position's channels, as in Karras et al. 2018), not over the
+    batch: under batch norm a digit depends on the other digits of its batch while training and on running
+    averages when sampling, and the sampled generator drew fewer of the rarer hands than the one the
+    discriminator trained (docs/experiments.md, 2026-12-06, fourth session). The output layer computes in float32
+    under mixed precision so the sigmoid saturates cleanly.
     """
     body = [
         layers.Dense(7 * 7 * channels, use_bias=False),
-        layers.BatchNormalization(synchronized=True),
+        layers.LayerNormalization(),
         layers.LeakyReLU(0.2),
         layers.Reshape((7, 7, channels)),
         layers.Conv2DTranspose(channels // 2, 3, strides=2, padding="same", use_bias=False),  # 14x14
-        layers.BatchNormalization(synchronized=True),
+        layers.LayerNormalization(),
         layers.LeakyReLU(0.2),
         layers.Conv2DTranspose(channels // 4, 3, strides=2, padding="same", use_bias=False),  # 28x28
-        layers.BatchNormalization(synchronized=True),
+        layers.LayerNormalization(),
         layers.LeakyReLU(0.2),
         layers.Conv2D(1, 3, padding="same", activation="sigmoid", dtype="float32"),
     ]
@@ -412,7 +415,7 @@ class DCGAN(keras.Model):
 
     def update_ema_generator(self):
         # The decay ramps up over the first steps (as in tf.train.ExponentialMovingAverage), so the average
-        # forgets the random initial weights quickly. Batch norm's running statistics are averaged alike.
+        # forgets the random initial weights quickly.
         steps = tf.cast(self.g_optimizer.iterations, "float32")
         decay = tf.minimum(self.ema_decay, (1.0 + steps) / (10.0 + steps))
         for average, weight in zip(self.ema_generator.weights, self.generator.weights):
@@ -631,8 +634,7 @@ class EpochOutputs(keras.callbacks.Callback):
                   f"{logs['epoch_seconds']:.0f} s", flush=True)
 
     def write_grid(self, epoch):
-        # The model's call() is its sampler (the averaged generator). training=False: batch norm uses its
-        # running statistics, as it will when the generator is used later.
+        # The model's call() is its sampler (the averaged generator).
         images = self.model(self.grid_inputs, training=False)
         path = sample_path(os.path.join(self.output_dir, "samples"), epoch)
         grid = save_grid_png(np.asarray(images), path, self.grid_rows)

@@ -58,7 +58,7 @@ def test_mirrored_over_two_cpu_devices_matches_one_device(classes):
     assert len(runs["single"]) == len(runs["mirrored"]) == 4
     for single, mirrored in zip(runs["single"], runs["mirrored"]):
         for name in ("d_loss", "g_loss", "d_real", "d_fake"):
-            # Same global batch, same noise, synchronized batch norm: equal up to float round-off. A loss
+            # Same global batch, same noise, normalisation within each digit: equal up to float round-off. A loss
             # logged per replica without undoing Keras' 1/N scaling would be off by half.
             assert mirrored[name] == pytest.approx(single[name], abs=1e-4), name
 

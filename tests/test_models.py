@@ -36,6 +36,17 @@ def test_generator_maps_noise_to_digits_in_unit_range(dcgan):
     assert images.min() >= 0.0 and images.max() <= 1.0
 
 
+def test_a_digit_is_drawn_the_same_in_training_and_sampling_whatever_its_batch(tiny_config, small_digits):
+    """The generator normalises within each digit: the discriminator trains the generator that is sampled."""
+    keras.utils.set_random_seed(0)
+    dcgan = train_dcgan.build_dcgan(dict(tiny_config, PRECISION="float32"))
+    noise = np.random.default_rng(0).standard_normal((32, train_dcgan.LATENT_DIM)).astype(np.float32)
+    dcgan.train_step((small_digits[0][:32], noise))  # weights away from their initial values
+    in_training = np.asarray(dcgan.generator(noise, training=True))
+    np.testing.assert_allclose(np.asarray(dcgan.generator(noise[:3], training=True)), in_training[:3], atol=1e-5)
+    np.testing.assert_allclose(np.asarray(dcgan.generator(noise, training=False)), in_training, atol=1e-5)
+
+
 def test_discriminator_gives_one_float32_logit_per_digit(dcgan, small_digits):
     logits = np.asarray(dcgan.discriminator(small_digits[0][:7], training=False))
     assert logits.shape == (7, 1) and logits.dtype == np.float32
