@@ -1312,11 +1312,16 @@ def restore_checkpoint(dcgan, checkpoint_dir, state):
                             f"The run's outputs up to epoch {state['epoch']} (generator.keras, the grids, the CSVs) "
                             f"are still there, but it cannot be resumed: {HOW_TO_START_ANEW}.") from None
     try:
-        dcgan.load_weights(weights_path)
+        with warnings.catch_warnings():  # Keras warns of each layer it cannot fill before it raises
+            warnings.simplefilter("ignore")
+            dcgan.load_weights(weights_path)
     except Exception as error:  # Keras reports a layer or shape mismatch in many exception types
+        lines = str(error).strip().splitlines() or [type(error).__name__]
+        cause = next((line for line in lines if "expected" in line), lines[0])  # names a layer and what it lacks
         raise FixableError(f"the checkpoint in {checkpoint_dir} does not fit the models this version of the script "
-                            f"builds ({error}); it was probably made by another version. Finish it with that "
-                            f"version, or {HOW_TO_START_ANEW}.") from None
+                            f"builds ({cause}); it was probably made by another version (the generator's "
+                            f"normalisation changed on 2026-12-06). Finish it with that version, or "
+                            f"{HOW_TO_START_ANEW}.") from None
     for variable, value in zip(random_state_variables(dcgan), state["random_states"]):
         variable.assign(np.asarray(value, dtype=variable.dtype))
     print(f"{'continuing the finished' if state['finished'] else 'resuming the unfinished'} run in "
