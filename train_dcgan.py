@@ -264,10 +264,8 @@ def build_generator(latent_dim, channels, classes=NO_CLASSES):
 
     The last conv at full resolution gives the strokes a layer of their own. The hidden layers are normalised
     within each digit (its 7x7 features, then each position's channels, as in Karras et al. 2018), not over the
-    batch: under batch norm a digit depends on the other digits of its batch while training and on running
-    averages when sampling, and the sampled generator drew fewer of the rarer hands than the one the
-    discriminator trained (docs/experiments.md, 2026-12-06, fourth session). The output layer computes in float32
-    under mixed precision so the sigmoid saturates cleanly.
+    batch, so the generator that is sampled is the one the discriminator trained (docs/experiments.md). The
+    output layer computes in float32 under mixed precision so the sigmoid saturates cleanly.
     """
     body = [
         layers.Dense(7 * 7 * channels, use_bias=False),
