@@ -264,9 +264,9 @@ def build_generator(latent_dim, channels, classes=NO_CLASSES):
 
     The last conv at full resolution gives the strokes a layer of their own. The 7x7 and 14x14 layers are
     normalised within each digit (its 7x7 features, then each position's channels, as in Karras et al. 2018), not
-    over the batch, so the generator that is sampled is the one the discriminator trained; the 28x28 layer, the
-    largest, is not normalised: that cost a sixth of the step and bought nothing (docs/experiments.md). The
-    output layer computes in float32 under mixed precision so the sigmoid saturates cleanly.
+    over the batch, so the generator that is sampled is the one the discriminator trained. The 28x28 layer, the
+    largest, is not: normalising it cost about a tenth of the step and bought no FID or recall (docs/experiments.md).
+    The output layer computes in float32 under mixed precision so the sigmoid saturates cleanly.
     """
     body = [
         layers.Dense(7 * 7 * channels, use_bias=False),
